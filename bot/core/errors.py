@@ -45,14 +45,18 @@ class BannedPrompt(ApiError):
 class QueueFull(ApiError):
     """Code 23, or the C# proxy's code 9 queue-full wording."""
 
-    member_message = "The image service's queue is full right now. Please try again in a few minutes."
+    member_message = (
+        "The image service's queue is full right now. Please try again in a few minutes."
+    )
 
 
 class InvalidRequest(ApiError):
     """Code 4 and HTTP 400 validation errors (bad prompt, bad image, unknown action …)."""
 
     member_fault = True
-    member_message = "The image service could not accept this request. Please check it and try again."
+    member_message = (
+        "The image service could not accept this request. Please check it and try again."
+    )
 
 
 class NoAccount(ApiError):
@@ -104,5 +108,54 @@ class ImageRejected(MjcordError):
     member_fault = True
 
 
+class DownloadError(MjcordError):
+    """An attachment could not be fetched: not on Discord's CDN, too big, too slow, or gone."""
+
+    member_fault = True
+
+
 class Refused(MjcordError):
     """A gate refusal (banned, cooldown, quota, channel …): the message says why and when."""
+
+
+# --- finished jobs -----------------------------------------------------------------------------
+
+# (substring, sentence): the API's failReason strings (mj-api.md §7.4) in plain words.
+_FAILURE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("banned", "敏感词", "image denied", "community standards"),
+        "The image service refused this prompt under its content rules. Please rephrase it.",
+    ),
+    (
+        ("超时", "timeout", "timed out", "time out"),
+        "The image service took too long and gave up on this job. Please try again.",
+    ),
+    (("取消", "cancel"), "The image service cancelled this job. Please try again."),
+    (
+        ("invalid parameter", "invalid value", "参数"),
+        "Midjourney rejected a parameter in the prompt. Check flags like --ar or --v.",
+    ),
+    (
+        ("internal server error", "服务异常", "渠道"),
+        "The image service had an internal error. Please try again in a few minutes.",
+    ),
+)
+
+
+def describe_failure(reason: str) -> str:
+    """The failure reason of a finished job, as one sentence a member understands.
+
+    Our own reasons (time limit, restart) are already sentences and pass through unchanged.
+    """
+    lowered = reason.lower()
+    for needles, sentence in _FAILURE_WORDS:
+        if any(n in lowered for n in needles):
+            return sentence
+    if reason.startswith("The "):
+        return reason
+    return "The image service could not make this image. Please try again."
+
+
+def is_banned_content(reason: str) -> bool:
+    """True when a failure reason says the prompt was refused as banned content (a strike)."""
+    return describe_failure(reason) == _FAILURE_WORDS[0][1]

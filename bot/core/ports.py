@@ -33,7 +33,7 @@ class ImagineRequest:
 
 
 class ImageApi(Protocol):
-    """A Midjourney-proxy compatible API. Every failure is raised as a `bot.core.errors.ApiError`."""
+    """A Midjourney-proxy compatible API. Every failure is raised as an `ApiError`."""
 
     async def imagine(self, request: ImagineRequest) -> Submission:
         """POST /mj/submit/imagine."""
@@ -114,6 +114,51 @@ class JobRepository(Protocol):
 
     async def stuck_submitting(self) -> list[Job]:
         """Jobs left in SUBMITTING (the process died during a submit)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """Who asks for what, where: everything the gate needs to decide."""
+
+    guild_id: int
+    channel_id: int
+    user_id: int
+    role_ids: tuple[int, ...] = ()
+    prompt: str = ""
+    is_moderator: bool = False
+
+
+class Gate(Protocol):
+    """Moderation before submitting: bans, channels, quota, cooldown, banned terms.
+
+    `admit` raises `bot.core.errors.Refused` with the member's sentence; `settle` is called once
+    a job is finished, so a failed, refused or timed-out job can be refunded.
+    """
+
+    async def admit(self, ticket: Ticket) -> None:
+        """Raise Refused when the request may not go ahead."""
+        ...
+
+    async def settle(self, job: Job) -> None:
+        """Account for a finished job (refund it when it failed)."""
+        ...
+
+
+class ImageFiles(Protocol):
+    """Moves image bytes: members' attachments in, the API's results out, smaller renditions."""
+
+    async def fetch_reference(self, url: str, max_bytes: int) -> bytes:
+        """An attachment from Discord's CDN only (host allowlist, no redirects, size and time
+        caps). Raises DownloadError."""
+        ...
+
+    async def download(self, url: str) -> bytes:
+        """The bytes behind a result image URL from the API. Raises Unavailable."""
+        ...
+
+    async def fit(self, data: bytes, max_bytes: int) -> bytes | None:
+        """A smaller rendition within max_bytes (JPEG or PNG), or None if none is possible."""
         ...
 
 

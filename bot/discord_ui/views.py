@@ -1,0 +1,82 @@
+"""Restart-proof follow-up buttons. A custom id carries only the job id and the button's index
+(`mj:<job>:<index>`, well within Discord's 100 characters); the rest is read from the ledger when
+the button is pressed, so buttons keep working after the bot restarts.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Protocol
+
+import discord
+
+from bot.core.jobs import Job
+from bot.discord_ui.render import button_face, button_rows
+
+
+class ButtonHandler(Protocol):
+    """Whoever handles a press (the follow-up cog), registered on the bot."""
+
+    async def on_job_button(
+        self, interaction: discord.Interaction[Any], job_id: int, index: int
+    ) -> None:
+        """Handle a press of button `index` on job `job_id`'s result."""
+        ...
+
+
+class JobButton(
+    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mj:(?P<job>\d+):(?P<index>\d+)"
+):
+    """One of the API's follow-up buttons on a finished job."""
+
+    def __init__(
+        self,
+        job_id: int,
+        index: int,
+        *,
+        label: str | None = None,
+        emoji: str | None = None,
+        row: int | None = None,
+    ) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label=label,
+                emoji=emoji,
+                style=discord.ButtonStyle.secondary,
+                custom_id=f"mj:{job_id}:{index}",
+                row=row,
+            )
+        )
+        self.job_id = job_id
+        self.index = index
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> JobButton:
+        """Rebuild the button from its custom id (after a restart too)."""
+        return cls(int(match["job"]), int(match["index"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Hand the press to the registered handler."""
+        handler: ButtonHandler | None = getattr(interaction.client, "button_handler", None)
+        if handler is None:
+            await interaction.response.send_message(
+                "These buttons are not available right now.", ephemeral=True
+            )
+            return
+        await handler.on_job_button(interaction, self.job_id, self.index)
+
+
+def result_view(job: Job) -> discord.ui.View:
+    """The buttons under a finished job's image, laid out like Midjourney's."""
+    view = discord.ui.View(timeout=None)
+    for row_number, row in enumerate(button_rows(job.buttons)):
+        for index, button in row:
+            label, emoji = button_face(button)
+            view.add_item(JobButton(job.id, index, label=label, emoji=emoji, row=row_number))
+    return view

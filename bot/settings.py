@@ -1,0 +1,139 @@
+"""The one reader of the environment and `.env`.
+
+`load_settings()` returns a typed, validated `Settings` or raises `SettingsError` whose message
+names every bad key and what it expects. Secrets are `SecretStr`: they never print.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    AnyUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# What each key expects, in the words of the start-up error message.
+EXPECTED = {
+    "DISCORD_TOKEN": "the bot token from the Discord developer portal",
+    "DISCORD_API_BASE_URL": "an http(s) URL such as https://discord.com/api/v10",
+    "DISCORD_GATEWAY_URL": "a ws(s) URL such as wss://gateway.discord.gg/",
+    "DEV_GUILD_ID": "a Discord server id (digits), or empty",
+    "MJ_API_BASE_URL": "the image API's root URL, e.g. https://api.example.com or "
+    "https://api.example.com/mj-relax",
+    "MJ_API_KEY": "the image API key",
+    "MJ_AUTH_STYLE": "'bearer' or 'mj-api-secret'",
+    "DATABASE_URL": "sqlite:///path/to/file.db or postgresql://user:pass@host/db",
+    "PORT": "a TCP port number (1-65535)",
+    "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
+    "MJ_POLL_INTERVAL": "seconds between polls, a number above 0 (fractions allowed)",
+    "MJ_TASK_TIMEOUT": "minutes after which an unfinished job fails, a number above 0",
+    "MJ_CHUNK_SIZE": "task ids per list-by-condition request, 1-1000",
+    "MAX_REFERENCE_MB": "the largest reference image in MB, a number above 0",
+}
+
+
+class SettingsError(Exception):
+    """The configuration is incomplete or malformed; the message names every bad key."""
+
+
+class Settings(BaseSettings):
+    """Every setting of the bot. Field names are the environment keys in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    discord_token: SecretStr = Field(min_length=1)
+    discord_api_base_url: AnyHttpUrl = AnyHttpUrl("https://discord.com/api/v10")
+    discord_gateway_url: AnyUrl = AnyUrl("wss://gateway.discord.gg/")
+    dev_guild_id: int | None = None
+    mj_api_base_url: AnyHttpUrl
+    mj_api_key: SecretStr = Field(min_length=1)
+    mj_auth_style: Literal["bearer", "mj-api-secret"] = "bearer"
+    database_url: str = "sqlite:///./data/mjcord.db"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    mj_poll_interval: Annotated[float, Field(gt=0)] = 3.0
+    mj_task_timeout: Annotated[float, Field(gt=0)] = 15.0
+    mj_chunk_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    max_reference_mb: Annotated[float, Field(gt=0)] = 10.0
+
+    @field_validator("dev_guild_id", mode="before")
+    @classmethod
+    def _blank_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("mj_auth_style", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("discord_gateway_url")
+    @classmethod
+    def _websocket_scheme(cls, value: AnyUrl) -> AnyUrl:
+        if value.scheme not in ("ws", "wss"):
+            raise ValueError("must start with ws:// or wss://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite", "postgresql", "postgres://")):
+            raise ValueError("unsupported database")
+        return value
+
+    @property
+    def discord_api_base(self) -> str:
+        """The REST base without a trailing slash, as discord.py's Route.BASE wants it."""
+        return str(self.discord_api_base_url).rstrip("/")
+
+    @property
+    def mj_base(self) -> str:
+        """The image API root without a trailing slash."""
+        return str(self.mj_api_base_url).rstrip("/")
+
+    @property
+    def max_reference_bytes(self) -> int:
+        """MAX_REFERENCE_MB in bytes."""
+        return int(self.max_reference_mb * 1024 * 1024)
+
+
+def load_settings(
+    env: Mapping[str, str] | None = None, *, env_file: str | None = ".env"
+) -> Settings:
+    """Read and validate the settings from the environment (or `env`) and `env_file`.
+
+    Raises SettingsError naming every missing or malformed key, never echoing a value.
+    """
+    try:
+        if env is None:
+            return Settings(_env_file=env_file)  # type: ignore[call-arg]
+        values: dict[str, Any] = {k.lower(): v for k, v in env.items() if k.upper() in EXPECTED}
+        return Settings(_env_file=env_file, **values)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        raise SettingsError(_describe(exc)) from None
+
+
+def _describe(exc: ValidationError) -> str:
+    lines = ["The bot cannot start; fix these settings (in the environment or .env):"]
+    seen: set[str] = set()
+    for error in exc.errors():
+        key = str(error["loc"][0]).upper() if error["loc"] else "?"
+        if key in seen:
+            continue
+        seen.add(key)
+        problem = "is missing" if error["type"] == "missing" else "is not valid"
+        lines.append(f"  {key} {problem}: expected {EXPECTED.get(key, 'a valid value')}")
+    return "\n".join(lines)
