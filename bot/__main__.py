@@ -1,0 +1,49 @@
+"""`python -m bot [run|check|demo|sync]`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+
+from bot import log as logsetup
+from bot.settings import SettingsError, load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the command line and run the chosen command; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="python -m bot", description="mjcord, the Discord bot")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="run",
+        choices=["run", "check", "demo"],
+        help="run the bot (default), check the configuration, or play the offline demo",
+    )
+    args = parser.parse_args(argv)
+    if args.command == "demo":
+        from bot.sandbox.demo import main as demo_main  # the sandbox is only loaded for the demo
+
+        return demo_main()
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    logsetup.configure(
+        settings.log_level,
+        secrets=[settings.discord_token.get_secret_value(), settings.mj_api_key.get_secret_value()],
+    )
+    from bot import app  # after logging is configured
+
+    if args.command == "check":
+        return 0 if asyncio.run(app.check(settings)) else 1
+    try:
+        asyncio.run(app.run(settings))
+    except KeyboardInterrupt:
+        return 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,181 @@
+"""The composition root: settings → logging → HTTP session and storage → adapters → services →
+bot and web server. Shutdown runs in reverse. Nothing else wires concrete adapters to ports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+import aiohttp
+from yarl import URL
+
+from bot.adapters.http_images import HttpImages
+from bot.adapters.mj_client import MjClient
+from bot.adapters.storage import Storage, open_storage
+from bot.adapters.web import WebServer
+from bot.core.errors import ApiError
+from bot.core.services import AllowAll, ImagineService, Ledger, SystemClock, Tracker
+from bot.discord_ui.client import MjcordBot, point_discord_at
+from bot.discord_ui.cogs.imagine import ImagineCog
+from bot.discord_ui.presenter import DiscordPresenter
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class Application:
+    """Everything one bot process runs, built from one `Settings`.
+
+    `start()` returns once the bot is connected and ready; `stop()` undoes it in reverse. Tests
+    and the demo use it in-process; `python -m bot` uses `run()`.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        guild_ready_timeout: float = 2.0,
+        web_host: str = "0.0.0.0",
+        min_edit_interval: float = 3.0,
+    ) -> None:
+        self.settings = settings
+        self._guild_ready_timeout = guild_ready_timeout
+        self._web_host = web_host
+        self._min_edit_interval = min_edit_interval
+        self.session: aiohttp.ClientSession | None = None
+        self.storage: Storage | None = None
+        self.api: MjClient | None = None
+        self.bot: MjcordBot | None = None
+        self.tracker: Tracker | None = None
+        self.web: WebServer | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        """Build and start everything; returns when the bot is ready."""
+        s = self.settings
+        point_discord_at(s.discord_api_base, str(s.discord_gateway_url))
+        self.session = aiohttp.ClientSession()
+        self.storage = await open_storage(s.database_url)
+        self.api = MjClient(
+            s.mj_base,
+            s.mj_api_key.get_secret_value(),
+            auth_style=s.mj_auth_style,
+            session=self.session,
+            chunk_size=s.mj_chunk_size,
+        )
+        # The emulator or a Discord REST proxy serves attachments from its own host too.
+        files = HttpImages(self.session, extra_hosts=[URL(s.discord_api_base).host or ""])
+        clock = SystemClock()
+        ledger = Ledger(self.storage.jobs)
+        gate = AllowAll()
+        self.bot = bot = MjcordBot(
+            dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
+        )
+        presenter = DiscordPresenter(bot, files, min_edit_interval=self._min_edit_interval)
+        service = ImagineService(self.api, ledger, gate, clock)
+        self.tracker = Tracker(
+            self.api,
+            ledger,
+            presenter,
+            gate,
+            clock,
+            timeout=timedelta(minutes=s.mj_task_timeout),
+            interval=s.mj_poll_interval,
+        )
+        bot._initial_cogs.append(
+            ImagineCog(service, files, presenter, max_reference_bytes=s.max_reference_bytes)
+        )
+        self.web = WebServer(self._health)
+        await self.web.start(self._web_host, s.port)
+        bot_task = asyncio.create_task(bot.start(s.discord_token.get_secret_value()))
+        self._tasks.append(bot_task)
+        ready = asyncio.create_task(bot.wait_until_ready())
+        done, _ = await asyncio.wait({bot_task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if bot_task in done:
+            ready.cancel()
+            await self.stop()
+            bot_task.result()  # re-raise why the bot could not start
+            raise RuntimeError("the bot stopped before it was ready")
+        self._tasks.append(asyncio.create_task(self.tracker.run()))
+        log.info("mjcord is ready as %s", bot.user)
+
+    async def wait(self) -> None:
+        """Run until the bot or the tracker stops (a crash re-raises here)."""
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+
+    async def stop(self) -> None:
+        """Stop in reverse order of start. Safe to call twice."""
+        for task in reversed(self._tasks[1:]):
+            task.cancel()
+        if self.bot is not None and not self.bot.is_closed():
+            await self.bot.close()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.web is not None:
+            await self.web.stop()
+        if self.storage is not None:
+            await self.storage.close()
+            self.storage = None
+        if self.session is not None:
+            await self.session.close()
+            self.session = None
+
+    async def _health(self) -> dict[str, Any]:
+        last = self.tracker.last_api_success if self.tracker else None
+        return {
+            "gateway": bool(self.bot and self.bot.is_ready() and not self.bot.is_closed()),
+            "database": bool(self.storage and await self.storage.ping()),
+            "last_api_success": last.isoformat() if last else None,
+        }
+
+
+async def run(settings: Settings) -> None:
+    """`python -m bot`: run until interrupted."""
+    app = Application(settings)
+    try:
+        await app.start()
+        await app.wait()
+    finally:
+        await app.stop()
+
+
+async def check(settings: Settings) -> bool:
+    """`python -m bot check`: one line per check; True when all pass."""
+    ok = True
+
+    def report(name: str, passed: bool, detail: str) -> None:
+        nonlocal ok
+        ok = ok and passed
+        print(f"{'ok  ' if passed else 'FAIL'} {name}: {detail}")
+
+    report("settings", True, "all keys valid")
+    async with aiohttp.ClientSession() as session:
+        client = MjClient(
+            settings.mj_base,
+            settings.mj_api_key.get_secret_value(),
+            auth_style=settings.mj_auth_style,
+            session=session,
+            read_timeout=10,
+        )
+        try:
+            await client.probe()
+            report("image API", True, f"{settings.mj_base} answers and accepts the key")
+        except ApiError as exc:
+            report("image API", False, f"{settings.mj_base}: {exc.detail or exc.member_message}")
+    try:
+        storage = await open_storage(settings.database_url)
+        try:
+            report("database", await storage.ping(), "reachable, migrations applied")
+        finally:
+            await storage.close()
+    except Exception as exc:
+        report("database", False, f"{type(exc).__name__}: {exc}")
+    return ok

@@ -1,0 +1,114 @@
+"""Small hand-written fakes of the core ports, for unit tests of bot.core."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+from bot.core.errors import ApiError
+from bot.core.jobs import Job, JobStatus, Mode, PostState, ReferenceImage, Submission, TaskSnapshot
+from bot.core.ports import ImagineRequest, Ticket
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.current = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+
+    def now(self) -> datetime:
+        return self.current
+
+    def advance(self, **kwargs: float) -> None:
+        self.current += timedelta(**kwargs)
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.submitted: list[ImagineRequest] = []
+        self.snapshots: dict[str, TaskSnapshot] = {}
+        self.refuse_with: ApiError | None = None
+        self.list_calls = 0
+        self._next = 1730621826053000
+
+    async def imagine(self, request: ImagineRequest) -> Submission:
+        if self.refuse_with:
+            raise self.refuse_with
+        self.submitted.append(request)
+        self._next += 1
+        return Submission(task_id=str(self._next))
+
+    async def list_by_ids(self, task_ids: Sequence[str]) -> list[TaskSnapshot]:
+        self.list_calls += 1
+        return [self.snapshots[t] for t in task_ids if t in self.snapshots]
+
+    async def action(self, *a: object, **k: object) -> Submission:
+        raise NotImplementedError
+
+    async def modal(self, *a: object, **k: object) -> Submission:
+        raise NotImplementedError
+
+    async def describe(self, image: ReferenceImage, mode: Mode, **k: object) -> Submission:
+        raise NotImplementedError
+
+    async def blend(self, *a: object, **k: object) -> Submission:
+        raise NotImplementedError
+
+    async def fetch(self, task_id: str) -> TaskSnapshot:
+        return self.snapshots[task_id]
+
+
+class InMemoryJobs:
+    def __init__(self) -> None:
+        self.rows: dict[int, Job] = {}
+
+    async def add(self, job: Job) -> Job:
+        job = dataclasses.replace(job, id=len(self.rows) + 1)
+        self.rows[job.id] = job
+        return job
+
+    async def save(self, job: Job) -> None:
+        self.rows[job.id] = job
+
+    async def get(self, job_id: int) -> Job | None:
+        return self.rows.get(job_id)
+
+    async def by_task_id(self, task_id: str) -> Job | None:
+        return next((j for j in self.rows.values() if j.task_id == task_id), None)
+
+    async def unfinished(self) -> list[Job]:
+        return [j for j in self.rows.values() if j.task_id and not j.finished]
+
+    async def unposted(self) -> list[Job]:
+        return [j for j in self.rows.values() if j.post_state is PostState.INTENT]
+
+    async def stuck_submitting(self) -> list[Job]:
+        return [j for j in self.rows.values() if j.status is JobStatus.SUBMITTING]
+
+
+class FakeObserver:
+    def __init__(self) -> None:
+        self.progress: list[tuple[int, JobStatus, int]] = []
+        self.posts: list[tuple[int, JobStatus]] = []
+        self.fail_next_posts = 0
+
+    async def show_progress(self, job: Job) -> None:
+        self.progress.append((job.id, job.status, job.progress))
+
+    async def post_finish(self, job: Job) -> int:
+        if self.fail_next_posts:
+            self.fail_next_posts -= 1
+            raise RuntimeError("Discord 503")
+        self.posts.append((job.id, job.status))
+        return 9000 + job.id
+
+
+class RecordingGate:
+    def __init__(self) -> None:
+        self.admitted: list[Ticket] = []
+        self.settled: list[tuple[int, JobStatus]] = []
+
+    async def admit(self, ticket: Ticket) -> None:
+        self.admitted.append(ticket)
+
+    async def settle(self, job: Job) -> None:
+        self.settled.append((job.id, job.status))
