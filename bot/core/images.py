@@ -1,0 +1,150 @@
+"""Reference images: what a member's attachment really is, whether we will send it, and how.
+
+The declared content type and the filename are the member's word; the bytes are the truth. We
+sniff the type from magic bytes, refuse anything that is not PNG, JPEG, WebP or GIF, refuse files
+that are empty, too big or visibly cut off, and encode what passes as a full data URI (the one
+form every Midjourney-proxy accepts, mj-api.md §6). Pure stdlib: no Pillow, no I/O.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import struct
+
+from bot.core.errors import ImageRejected
+from bot.core.jobs import ReferenceImage
+
+__all__ = ["ACCEPTED_TYPES", "check_reference", "safe_filename", "sniff", "to_data_uri"]
+
+#: The MIME types we send, in the order members read them in messages.
+ACCEPTED_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_SOI = b"\xff\xd8\xff"
+_GIF_SIGNATURES = (b"GIF87a", b"GIF89a")
+_WEBP_CHUNKS = (b"VP8 ", b"VP8L", b"VP8X")
+
+# Every signature whose prefix alone tells us "this was meant to be an image but was cut".
+_SIGNATURE_PREFIXES = (_PNG_SIGNATURE, _JPEG_SOI, *_GIF_SIGNATURES, b"RIFF")
+
+_MIB = 1024 * 1024
+_MAX_NAME = 64
+# Control characters and Unicode bidi overrides: they could garble or reorder the message.
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def sniff(data: bytes) -> str | None:
+    """The MIME type the bytes declare by their magic number, or None for anything else.
+
+    Only the signature is read; whether the rest of the file is whole is `check_reference`'s job.
+    """
+    if data.startswith(_PNG_SIGNATURE):
+        return "image/png"
+    if data.startswith(_JPEG_SOI):
+        return "image/jpeg"
+    if data[:6] in _GIF_SIGNATURES:
+        return "image/gif"
+    if len(data) >= 16 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp" if data[12:16] in _WEBP_CHUNKS else None
+    return None
+
+
+def _looks_cut_signature(data: bytes) -> bool:
+    """True when the bytes are a (too short) beginning of an image signature."""
+    if len(data) >= 16:
+        return False
+    for sig in _SIGNATURE_PREFIXES:
+        n = min(len(sig), len(data))
+        if data[:n] == sig[:n]:
+            # A short RIFF file is only a cut WebP if what we have agrees with "RIFF....WEBP".
+            if sig == b"RIFF" and len(data) > 8 and not b"WEBP".startswith(data[8:12]):
+                continue
+            return True
+    return False
+
+
+def _is_complete(mime: str, data: bytes) -> bool:
+    """A cheap structural check that the file was not cut off in transit.
+
+    Not a decoder: it looks only at the parts a truncated upload is sure to lack (PNG's IHDR
+    and IEND chunks, JPEG's end-of-image marker, WebP's declared RIFF length, GIF's screen
+    descriptor and trailer). Trailing bytes after the end marker are allowed; some tools add them.
+    """
+    if mime == "image/png":
+        # signature (8) + IHDR length (4) + "IHDR" (4) + 13 data bytes + CRC (4) = 33
+        return len(data) >= 33 and data[12:16] == b"IHDR" and data.find(b"IEND", 33) != -1
+    if mime == "image/jpeg":
+        return len(data) >= 4 and data.find(b"\xff\xd9", 3) != -1
+    if mime == "image/webp":
+        riff_size: int = struct.unpack_from("<I", data, 4)[0]
+        # The RIFF size counts everything after its own 8-byte header; odd sizes are padded.
+        return riff_size >= 8 and len(data) >= 8 + riff_size
+    if mime == "image/gif":
+        # header (6) + logical screen descriptor (7), then blocks ending with the 0x3B trailer.
+        return len(data) >= 14 and data.rstrip(b"\x00").endswith(b";")
+    return False
+
+
+def safe_filename(filename: str) -> str:
+    """A filename fit to quote inside `code` in a member-facing message.
+
+    Strips backticks (they would close the code span and let the rest render as markdown),
+    control and bidi characters, and any directory part; breaks `@` so that even outside a code
+    span nothing can read as a mention; caps the length.
+    """
+    name = filename.replace("\\", "/").rsplit("/", 1)[-1]
+    name = _UNSAFE_CHARS.sub("", name.replace("`", ""))
+    name = name.replace("@", "@\u200b").strip()
+    if len(name) > _MAX_NAME:
+        name = name[: _MAX_NAME - 1].rstrip() + "…"
+    return name or "attachment"
+
+
+def _megabytes(size: int) -> str:
+    """12.3, 10, 0.5: one decimal, without a useless `.0`."""
+    text = f"{size / _MIB:.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
+def check_reference(option: str, filename: str, data: bytes, *, max_bytes: int) -> ReferenceImage:
+    """Accept an attachment as a reference image, or raise `ImageRejected` naming option and file.
+
+    Checks, in order: not empty; not over `max_bytes`; a PNG, JPEG, WebP or GIF by its bytes
+    (never by its name or declared type); not cut off.
+    """
+    shown = safe_filename(filename)
+    where = f"{option}: `{shown}`"
+    if not data:
+        raise ImageRejected(
+            f"{option}: empty file", member_message=f"{where} is empty. Please upload it again."
+        )
+    if len(data) > max_bytes:
+        raise ImageRejected(
+            f"{option}: {len(data)} bytes > {max_bytes}",
+            member_message=f"{where} is {_megabytes(len(data))} MB; "
+            f"the limit is {_megabytes(max_bytes)} MB.",
+        )
+    mime = sniff(data)
+    if mime is None:
+        if _looks_cut_signature(data):
+            raise ImageRejected(
+                f"{option}: {len(data)} bytes, cut inside the signature",
+                member_message=f"{where} is incomplete (the file was cut off). "
+                "Please upload it again.",
+            )
+        raise ImageRejected(
+            f"{option}: unrecognised signature {data[:8].hex()}",
+            member_message=f"{where} is not a PNG, JPEG, WebP or GIF image.",
+        )
+    if not _is_complete(mime, data):
+        raise ImageRejected(
+            f"{option}: {mime} of {len(data)} bytes is truncated",
+            member_message=f"{where} is incomplete (the file was cut off). Please upload it again.",
+        )
+    return ReferenceImage(option=option, filename=filename, content_type=mime, data=data)
+
+
+def to_data_uri(image: ReferenceImage) -> str:
+    """The full data URI the API expects in `base64Array`: `data:image/png;base64,…`."""
+    return f"data:{image.content_type};base64,{base64.b64encode(image.data).decode('ascii')}"
