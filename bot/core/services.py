@@ -171,6 +171,13 @@ def job_state(job_id: int) -> str:
     return f"mjcord:{job_id}"
 
 
+def _duration(span: timedelta) -> str:
+    seconds = round(span.total_seconds())
+    if seconds < 120:
+        return f"{seconds} seconds"
+    return f"{round(seconds / 60)} minutes"
+
+
 class Tracker:
     """Follows unfinished jobs to their end and posts each outcome exactly once.
 
@@ -262,11 +269,11 @@ class Tracker:
         return not job.finished and now - job.created_at > self.timeout
 
     async def _time_out(self, job_id: int) -> None:
-        minutes = round(self.timeout.total_seconds() / 60)
-        reason = f"The image service did not finish this job within {minutes} minutes."
+        limit = _duration(self.timeout)
+        reason = f"The image service did not finish this job within {limit}."
         failed = await self.ledger.update(job_id, lambda j: j.fail(reason, self.clock.now()))
         if failed:
-            log.warning("job %s: timed out after %s minutes", job_id, minutes)
+            log.warning("job %s: timed out after %s", job_id, limit)
             await self._post(failed)
 
     async def _fetch(self, task_ids: list[str]) -> dict[str, TaskSnapshot]:
