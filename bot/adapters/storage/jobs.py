@@ -1,0 +1,235 @@
+"""The job ledger on SQL: `bot.core.ports.JobRepository` over the `jobs` table.
+
+Rows never leave this module: every method takes and returns `bot.core.jobs.Job`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from bot.adapters.storage.engine import StorageError
+from bot.adapters.storage.schema import jobs
+from bot.core.jobs import Button, Job, JobStatus, Mode, PostState, Route
+
+_UNFINISHED = [status.value for status in JobStatus if not status.finished]
+
+DEFAULT_POST_LEASE = timedelta(minutes=2)
+
+
+def _dump_buttons(buttons: tuple[Button, ...]) -> str:
+    return json.dumps(
+        [
+            {"custom_id": b.custom_id, "label": b.label, "emoji": b.emoji, "style": b.style}
+            for b in buttons
+        ],
+        ensure_ascii=False,
+    )
+
+
+def _load_buttons(text: str) -> tuple[Button, ...]:
+    return tuple(
+        Button(
+            custom_id=str(item["custom_id"]),
+            label=str(item.get("label", "")),
+            emoji=str(item.get("emoji", "")),
+            style=int(item.get("style", 2)),
+        )
+        for item in json.loads(text or "[]")
+    )
+
+
+def _values(job: Job) -> dict[str, Any]:
+    """Every Job field as column values (the id excepted: the database owns it)."""
+    route = job.route
+    return {
+        "guild_id": route.guild_id,
+        "channel_id": route.channel_id,
+        "requester_id": route.requester_id,
+        "reply_message_id": route.reply_message_id,
+        "thread_id": route.thread_id,
+        "status_message_id": route.status_message_id,
+        "mode": job.mode.value,
+        "prompt": job.prompt,
+        "action": job.action,
+        "task_id": job.task_id,
+        "parent_job_id": job.parent_job_id,
+        "custom_id": job.custom_id,
+        "status": job.status.value,
+        "progress": job.progress,
+        "queue_position": job.queue_position,
+        "image_url": job.image_url,
+        "fail_reason": job.fail_reason,
+        "final_prompt": job.final_prompt,
+        "buttons": _dump_buttons(job.buttons),
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "finished_at": job.finished_at,
+        "post_state": job.post_state.value,
+        "result_message_id": job.result_message_id,
+        "reference_count": job.reference_count,
+    }
+
+
+def _job(row: Mapping[str, Any]) -> Job:
+    return Job(
+        id=row["id"],
+        route=Route(
+            guild_id=row["guild_id"],
+            channel_id=row["channel_id"],
+            requester_id=row["requester_id"],
+            reply_message_id=row["reply_message_id"],
+            thread_id=row["thread_id"],
+            status_message_id=row["status_message_id"],
+        ),
+        mode=Mode(row["mode"]),
+        prompt=row["prompt"],
+        action=row["action"],
+        task_id=row["task_id"],
+        parent_job_id=row["parent_job_id"],
+        custom_id=row["custom_id"],
+        status=JobStatus(row["status"]),
+        progress=row["progress"],
+        queue_position=row["queue_position"],
+        image_url=row["image_url"],
+        fail_reason=row["fail_reason"],
+        final_prompt=row["final_prompt"],
+        buttons=_load_buttons(row["buttons"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        finished_at=row["finished_at"],
+        post_state=PostState(row["post_state"]),
+        result_message_id=row["result_message_id"],
+        reference_count=row["reference_count"],
+    )
+
+
+_JOB_COLUMNS = [column for column in jobs.c if column.name != "post_claimed_until"]
+
+
+class SqlJobRepository:
+    """`JobRepository` on SQLite or PostgreSQL. Each call is one transaction.
+
+    Beyond the port it offers two atomic helpers for processes that share one database:
+    `replace` (compare-and-set) and `claim_post` (a lease on posting a job's finish).
+    Database failures are raised as `StorageError`.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._engine.begin() as conn:
+                yield conn
+        except IntegrityError as exc:
+            raise StorageError(f"job ledger constraint violated: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"job ledger unavailable: {exc}") from exc
+
+    async def add(self, job: Job) -> Job:
+        """Store a new job (its `id` is ignored) and return it with the id the ledger gave it."""
+        async with self._begin() as conn:
+            result = await conn.execute(insert(jobs).values(_values(job)).returning(jobs.c.id))
+            new_id = result.scalar_one()
+        return dataclasses.replace(job, id=new_id)
+
+    async def save(self, job: Job) -> None:
+        """Write every field of an existing job. StorageError if there is no such job."""
+        async with self._begin() as conn:
+            result = await conn.execute(
+                update(jobs).where(jobs.c.id == job.id).values(_values(job))
+            )
+            if result.rowcount != 1:
+                raise StorageError(f"job {job.id} is not in the ledger; it cannot be saved")
+
+    async def replace(self, expected: Job, job: Job) -> bool:
+        """Write `job` only if the stored row still equals `expected` (compare-and-set).
+
+        False means another process changed the job in between: reload it with `get`, apply
+        the change again, and retry. This is how two processes that both receive an update
+        for one job avoid a later, staler write undoing an earlier one (a finished job going
+        back to IN_PROGRESS, say).
+        """
+        if expected.id != job.id:
+            raise ValueError("replace needs two versions of the same job")
+        unchanged = [jobs.c[name] == value for name, value in _values(expected).items()]
+        async with self._begin() as conn:
+            result = await conn.execute(
+                update(jobs).where(jobs.c.id == job.id, *unchanged).values(_values(job))
+            )
+            return result.rowcount == 1
+
+    async def get(self, job_id: int) -> Job | None:
+        """One job by id."""
+        return await self._one(jobs.c.id == job_id)
+
+    async def by_task_id(self, task_id: str) -> Job | None:
+        """The job that owns an API task id."""
+        return await self._one(jobs.c.task_id == task_id)
+
+    async def unfinished(self) -> list[Job]:
+        """Jobs whose task is still running (have a task id, not finished), oldest first."""
+        # IN over the unfinished statuses (not NOT IN over the finished ones) lets the
+        # status index serve the query.
+        return await self._many(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
+
+    async def unposted(self) -> list[Job]:
+        """Finished jobs whose finish post is not yet recorded (post_state INTENT)."""
+        return await self._many(jobs.c.post_state == PostState.INTENT.value)
+
+    async def stuck_submitting(self) -> list[Job]:
+        """Jobs left in SUBMITTING (the process died during a submit)."""
+        return await self._many(jobs.c.status == JobStatus.SUBMITTING.value)
+
+    async def claim_post(
+        self, job_id: int, *, now: datetime, lease: timedelta = DEFAULT_POST_LEASE
+    ) -> bool:
+        """Take the right to post this job's finish, for `lease`; True for exactly one caller.
+
+        Only a job in PostState.INTENT can be claimed, and only when nobody holds an unexpired
+        claim. A process that dies mid-post loses the claim when the lease runs out, and the
+        next claimant re-runs the post (whose own look-up finds an earlier message). Saving
+        the job as POSTED ends the matter; `release_post` gives up a claim early.
+        """
+        claimable = or_(jobs.c.post_claimed_until.is_(None), jobs.c.post_claimed_until <= now)
+        async with self._begin() as conn:
+            result = await conn.execute(
+                update(jobs)
+                .where(
+                    jobs.c.id == job_id,
+                    jobs.c.post_state == PostState.INTENT.value,
+                    claimable,
+                )
+                .values(post_claimed_until=now + lease)
+            )
+            return result.rowcount == 1
+
+    async def release_post(self, job_id: int) -> None:
+        """Give up a claim from `claim_post` (the post failed; let another try at once)."""
+        async with self._begin() as conn:
+            await conn.execute(
+                update(jobs).where(jobs.c.id == job_id).values(post_claimed_until=None)
+            )
+
+    def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
+        return select(*_JOB_COLUMNS).where(and_(*where)).order_by(jobs.c.id)
+
+    async def _one(self, *where: ColumnElement[bool]) -> Job | None:
+        async with self._begin() as conn:
+            row = (await conn.execute(self._select(*where))).mappings().first()
+        return None if row is None else _job(row)
+
+    async def _many(self, *where: ColumnElement[bool]) -> list[Job]:
+        async with self._begin() as conn:
+            rows = (await conn.execute(self._select(*where))).mappings().all()
+        return [_job(row) for row in rows]

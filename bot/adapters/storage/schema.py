@@ -1,0 +1,107 @@
+"""The tables, as SQLAlchemy Core objects in one `MetaData` shared by every storage module.
+
+This module describes the schema *as the code expects it at head*. The migrations under
+`migrations/versions/` are what actually create it, frozen per revision; a test checks that
+the two agree. A new table (moderation settings, bans, quota ledger, audit log …) is added
+here and in a new numbered migration, never by editing an applied one.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+
+# Deterministic constraint names on both backends: later migrations (and SQLite's
+# table-rebuilding batch mode) must be able to name the constraint they alter or drop.
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend.
+
+    PostgreSQL's timestamptz keeps the instant, but SQLite has no time zone type: SQLAlchemy
+    stores the wall-clock digits and reads them back naive. Writing everything as UTC and
+    tagging what comes back as UTC makes both return the same aware value. A naive value
+    given to us is read as local time, as `datetime.astimezone` does.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        """Normalise to aware UTC before writing."""
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        """Return aware UTC whatever the backend gave back."""
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+# Discord ids are 64-bit snowflakes: BigInteger everywhere one is stored; 0 means "not yet".
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("requester_id", BigInteger, nullable=False),
+    Column("reply_message_id", BigInteger, nullable=False),
+    Column("thread_id", BigInteger, nullable=False),
+    Column("status_message_id", BigInteger, nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("task_id", String(255), nullable=True),
+    # Not a FOREIGN KEY on purpose: jobs are never deleted, and a self-reference would make
+    # every later SQLite table rebuild of `jobs` (alembic batch mode) juggle the constraint.
+    Column("parent_job_id", Integer, nullable=True),
+    Column("custom_id", Text, nullable=False),
+    Column("status", String(32), nullable=False),
+    Column("progress", Integer, nullable=False),
+    Column("queue_position", Integer, nullable=True),
+    Column("image_url", Text, nullable=True),
+    Column("fail_reason", Text, nullable=False),
+    Column("final_prompt", Text, nullable=False),
+    # JSON text of [{"custom_id", "label", "emoji", "style"}]; only ever read whole.
+    Column("buttons", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime, nullable=True),
+    Column("post_state", String(16), nullable=False),
+    Column("result_message_id", BigInteger, nullable=False),
+    Column("reference_count", Integer, nullable=False),
+    # Not part of Job: until when one process holds the right to post this job's finish
+    # (see SqlJobRepository.claim_post). NULL when nobody has claimed it.
+    Column("post_claimed_until", UTCDateTime, nullable=True),
+    # One job per API task; NULLs (not yet submitted) do not collide on either backend.
+    UniqueConstraint("task_id"),
+    # The hot queries: reconcile's unfinished jobs, and the unposted-finish sweep.
+    Index(None, "status"),
+    Index(None, "post_state"),
+)
