@@ -53,3 +53,4 @@ def configure(level: str = "INFO", secrets: Iterable[str] = ()) -> None:
     root.setLevel(level)
     # discord.py is chatty at INFO about gateway internals; keep its warnings.
     logging.getLogger("discord").setLevel(max(logging.getLevelName(level), logging.INFO))
+    logging.getLogger("alembic").setLevel(logging.WARNING)
