@@ -75,6 +75,7 @@ class DiscordEmulator:
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.identify_payloads: list[dict[str, Any]] = []
         self.faults: list[pipeline.Fault] = []
+        self.holds: list[pipeline.Hold] = []
         self.resume_attempts = 0
         self.gateway_connections = 0
         self.open_sockets: set[web.WebSocketResponse] = set()
@@ -465,6 +466,17 @@ class DiscordEmulator:
         else:
             error = DiscordHTTPError(status, code, message or _default_message(status))
         self.faults.append(pipeline.Fault(method.upper(), route, error, count))
+
+    def hold(
+        self, method: str, route_template: str, *, when: Callable[[Any], bool] | None = None
+    ) -> pipeline.Hold:
+        """Park the next matching request (whose JSON body satisfies ``when``) until released."""
+        route = route_template.removeprefix("/api/v10")
+        if not any(r.method == method.upper() and r.template == route for r in self.routes):
+            raise ValueError(f"the emulator has no route {method.upper()} {route}")
+        hold = pipeline.Hold(method.upper(), route, when)
+        self.holds.append(hold)
+        return hold
 
     async def delete_channel(self, channel_id: int) -> None:
         """Delete a channel (and its threads) as a moderator would; emits the gateway events."""

@@ -10,8 +10,10 @@ discord.py parses JSON only for that exact header value. Anything unmatched is r
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -64,6 +66,28 @@ class RecordedRequest:
     multipart: bool
     status: int = 0
     response: Any = None
+    at: float = field(default_factory=time.monotonic)  # when it arrived (monotonic seconds)
+
+
+@dataclass
+class Hold:
+    """A request parked in flight: it arrives, then waits until ``release``.
+
+    ``release(apply=True)`` lets the emulator carry it out (as Discord would for a request it
+    received from a client that has since died); ``apply=False`` discards it.
+    """
+
+    method: str
+    route: str
+    when: Callable[[Any], bool] | None = None
+    arrived: asyncio.Event = field(default_factory=asyncio.Event)
+    released: asyncio.Event = field(default_factory=asyncio.Event)
+    apply: bool = True
+    body: Any = None
+
+    def release(self, *, apply: bool = True) -> None:
+        self.apply = apply
+        self.released.set()
 
 
 @dataclass
@@ -208,6 +232,13 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
             multipart,
             dict(request.headers),
         )
+        hold = _take_hold(emu, method, route.template, body)
+        if hold is not None:
+            hold.body = body
+            hold.arrived.set()
+            await hold.released.wait()
+            if not hold.apply:
+                raise DiscordHTTPError(503, 0, "Service Unavailable")
         reply = await route.handler(emu, api_request)
         status, out, headers = reply.status, reply.body, {}
     except DiscordHTTPError as err:
@@ -216,6 +247,18 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
     if validator is not None and not injected:
         emu.violations.extend(validator.validate_response(method, route.template, status, out))
     return json_response(status, out, headers)
+
+
+def _take_hold(emu: DiscordEmulator, method: str, template: str, body: Any) -> Hold | None:
+    for hold in emu.holds:
+        if (
+            hold.method == method
+            and hold.route == template
+            and (hold.when is None or hold.when(body))
+        ):
+            emu.holds.remove(hold)
+            return hold
+    return None
 
 
 def _take_fault(emu: DiscordEmulator, method: str, template: str) -> DiscordHTTPError | None:
