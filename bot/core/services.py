@@ -174,7 +174,7 @@ def job_state(job_id: int) -> str:
 def _duration(span: timedelta) -> str:
     seconds = round(span.total_seconds())
     if seconds < 120:
-        return f"{seconds} seconds"
+        return "1 second" if seconds == 1 else f"{seconds} seconds"
     return f"{round(seconds / 60)} minutes"
 
 

@@ -77,8 +77,9 @@ class Transcript:
             return
         verb = "edit" if key in self.seen else "post"
         self.seen[key] = render
-        where = "thread " if self.emu.channel(channel_id) and self.emu.channel(channel_id).get("type") == 11 else "#"
-        name = (self.emu.channel(channel_id) or {}).get("name", channel_id)
+        channel = self.emu.channel(channel_id) or {}
+        where = "thread " if channel.get("type") == 11 else "#"
+        name = channel.get("name", channel_id)
         author = (message.get("author") or {}).get("username", "?")
         stamp = f"{time.monotonic() - self.started:6.1f}s"
         print(f"[{stamp}] {verb:4} {where}{name} · {author}: {render.replace(chr(10), ' ⏎ ')}")
@@ -87,7 +88,6 @@ class Transcript:
 async def play() -> int:
     """Run the demo; returns the exit code."""
     configure("WARNING")
-    OUTPUT.mkdir(exist_ok=True)
     emu = DiscordEmulator()
     sim = MjProxySimulator(profile="aggregator", step_seconds=0.8)
     await emu.start()
@@ -107,7 +107,9 @@ async def play() -> int:
         },
         env_file=None,
     )
-    app = Application(settings, guild_ready_timeout=0.05, web_host="127.0.0.1", min_edit_interval=1.0)
+    app = Application(
+        settings, guild_ready_timeout=0.05, web_host="127.0.0.1", min_edit_interval=1.0
+    )
     started = time.monotonic()
     print(f"Discord emulator on {emu.base_url}; image API simulator on {sim.base_url}")
     await app.start()
@@ -116,12 +118,17 @@ async def play() -> int:
     try:
         alice = emu.add_user("alice")
         attachment = emu.add_attachment("reference.png", reference_png(), "image/png")
-        print("alice runs: /imagine prompt: a lighthouse in a storm, watercolor  mode: Niji  "
-              "image1: reference.png")
+        print(
+            "alice runs: /imagine prompt: a lighthouse in a storm, watercolor  mode: Niji  "
+            "image1: reference.png"
+        )
         await emu.slash_command(
             "imagine",
-            {"prompt": "a lighthouse in a storm, watercolor", "mode": "NIJI_JOURNEY",
-             "image1": attachment},
+            {
+                "prompt": "a lighthouse in a storm, watercolor",
+                "mode": "NIJI_JOURNEY",
+                "image1": attachment,
+            },
             user_id=alice,
         )
         result = await _follow(emu, transcript, timeout=60)
@@ -129,7 +136,7 @@ async def play() -> int:
             print("The job did not finish in time.")
             return 1
         path = OUTPUT / (result["filename"])
-        path.write_bytes(emu.cdn_bytes(result["url"]) or b"")
+        await asyncio.to_thread(path.write_bytes, emu.cdn_bytes(result["url"]) or b"")
         print(f"\nThe final image ({result['size']} bytes) is saved at {path.resolve()}\n")
 
         print("alice runs: /imagine prompt: gore everywhere")
@@ -146,7 +153,9 @@ async def play() -> int:
         await emu.stop()
 
 
-async def _follow(emu: DiscordEmulator, transcript: Transcript, *, timeout: float) -> dict[str, Any] | None:
+async def _follow(
+    emu: DiscordEmulator, transcript: Transcript, *, timeout: float
+) -> dict[str, Any] | None:
     """Print the transcript until a message with an attachment appears in a thread."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -164,6 +173,7 @@ async def _follow(emu: DiscordEmulator, transcript: Transcript, *, timeout: floa
 
 def main() -> int:
     """Entry point for `python -m bot demo`."""
+    OUTPUT.mkdir(exist_ok=True)
     logging.captureWarnings(True)
     try:
         return asyncio.run(play())

@@ -43,7 +43,9 @@ async def emu(spec_validator: Any) -> AsyncIterator[DiscordEmulator]:
     await emulator.start()
     yield emulator
     await emulator.stop()
-    assert emulator.unhandled == [], f"the bot called routes the emulator lacks: {emulator.unhandled}"
+    assert emulator.unhandled == [], (
+        f"the bot called routes the emulator lacks: {emulator.unhandled}"
+    )
     assert emulator.violations == [], "\n".join(emulator.violations)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 from typing import Any
 
 import pytest
@@ -45,7 +46,11 @@ def public_reply(emu: DiscordEmulator) -> dict[str, Any]:
 
 
 def finish_posts(emu: DiscordEmulator, channel_id: int) -> list[dict[str, Any]]:
-    return [m for m in emu.messages(channel_id) if "-# job " in (m.get("content") or "") and m["content"].find("Task ID") < 0]
+    return [
+        m
+        for m in emu.messages(channel_id)
+        if "-# job " in (m.get("content") or "") and m["content"].find("Task ID") < 0
+    ]
 
 
 async def wait_finish(emu: DiscordEmulator, channel_id: int, timeout: float = 15) -> dict[str, Any]:
@@ -80,14 +85,19 @@ async def test_imagine_posts_the_image_in_its_thread(
     (submit,) = sim.requests_to("/mj/submit/imagine")
     assert submit.json["botType"] == mode
     assert submit.json["prompt"] == "a lighthouse --ar 3:2"
-    expected = [f"data:{m};base64,{base64.b64encode(b).decode()}" for m, b in zip(mimes, blobs, strict=False)]
+    expected = [
+        f"data:{m};base64,{base64.b64encode(b).decode()}"
+        for m, b in zip(mimes, blobs, strict=False)
+    ]
     assert submit.json.get("base64Array", []) == expected
     task_id = next(iter(sim.tasks))
 
     messages = emu.messages(int(thread["id"]))
     status = messages[0]
     assert f"Task ID: `{task_id}`" in status["content"] and "Done" in status["content"]
-    assert final["attachments"] and final["attachments"][0]["filename"].startswith(f"mjcord-{task_id}")
+    assert final["attachments"] and final["attachments"][0]["filename"].startswith(
+        f"mjcord-{task_id}"
+    )
     grid = emu.cdn_bytes(final["attachments"][0]["url"])
     assert grid is not None and Image.open(io.BytesIO(grid)).size[0] > 0
     assert [u["id"] for u in final["mentions"]] == [str(alice)]
@@ -118,7 +128,8 @@ async def test_progress_is_shown_in_one_edited_status_message(
     thread_id = int(reply["id"])
     await wait_finish(emu, thread_id, timeout=20)
     edits = [
-        r for r in emu.requests
+        r
+        for r in emu.requests
         if r.method == "PATCH" and r.route == "/channels/{channel_id}/messages/{message_id}"
     ]
     assert len(edits) >= 2
@@ -126,7 +137,7 @@ async def test_progress_is_shown_in_one_edited_status_message(
     assert any("In progress" in b and "%" in b for b in bodies)
     # Coalesced: never two edits of one job's status message within the edit interval.
     times = [e.at for e in edits]
-    assert all(b - a >= 0.15 for a, b in zip(times, times[1:], strict=False))
+    assert all(b - a >= 0.15 for a, b in itertools.pairwise(times))
 
 
 async def test_everyone_in_a_prompt_pings_nobody(
@@ -134,7 +145,9 @@ async def test_everyone_in_a_prompt_pings_nobody(
 ) -> None:
     alice = emu.add_user("alice")
     role = emu.add_role("Supporter", 0)
-    await emu.slash_command("imagine", {"prompt": f"@everyone @here <@&{role}> party"}, user_id=alice)
+    await emu.slash_command(
+        "imagine", {"prompt": f"@everyone @here <@&{role}> party"}, user_id=alice
+    )
     reply = await _reply(emu)
     final = await wait_finish(emu, int(reply["id"]))
     for message in [reply, *emu.messages(int(reply["id"]))]:
@@ -242,7 +255,9 @@ async def test_when_a_thread_cannot_be_made_the_job_carries_on_in_the_channel(
     await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
     final = await wait_finish(emu, emu.channel_id)
     assert final["attachments"]
-    notes = [m for m in emu.messages(emu.channel_id) if "couldn't open a thread" in (m["content"] or "")]
+    notes = [
+        m for m in emu.messages(emu.channel_id) if "couldn't open a thread" in (m["content"] or "")
+    ]
     assert len(notes) == 1
     assert emu.threads() == []
 

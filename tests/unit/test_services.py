@@ -19,9 +19,7 @@ def make(world: tuple) -> tuple[ImagineService, Tracker]:  # type: ignore[type-a
     api, jobs, observer, gate, clock = world
     ledger = Ledger(jobs)
     service = ImagineService(api, ledger, gate, clock)
-    tracker = Tracker(
-        api, ledger, observer, gate, clock, timeout=timedelta(minutes=10), interval=1
-    )
+    tracker = Tracker(api, ledger, observer, gate, clock, timeout=timedelta(minutes=10), interval=1)
     return service, tracker
 
 
@@ -31,7 +29,9 @@ async def test_submit_stores_the_job_with_its_task_id_before_returning(world: tu
     job = await service.submit(ROUTE, Mode.NIJI_JOURNEY, "a cat")
     assert jobs.rows[job.id].task_id == job.task_id is not None
     assert jobs.rows[job.id].status is JobStatus.QUEUED
-    assert api.submitted[0].state == f"mjcord:{job.id}" and api.submitted[0].mode is Mode.NIJI_JOURNEY
+    assert (
+        api.submitted[0].state == f"mjcord:{job.id}" and api.submitted[0].mode is Mode.NIJI_JOURNEY
+    )
 
 
 async def test_refused_submit_is_recorded_failed_settled_and_reraised(world: tuple) -> None:
@@ -60,7 +60,10 @@ async def test_tracker_polls_all_jobs_in_one_call_and_posts_each_finish_once(wor
     assert observer.posts == [(b.id, JobStatus.SUCCEEDED)]
     await tracker.poll_once()
     assert observer.posts == [(b.id, JobStatus.SUCCEEDED)]
-    assert jobs.rows[b.id].post_state is PostState.POSTED and jobs.rows[b.id].result_message_id == 9000 + b.id
+    assert (
+        jobs.rows[b.id].post_state is PostState.POSTED
+        and jobs.rows[b.id].result_message_id == 9000 + b.id
+    )
     assert gate.settled == [(b.id, JobStatus.SUCCEEDED)]
 
 
@@ -91,7 +94,7 @@ async def test_jobs_past_the_time_limit_fail_with_a_message(world: tuple) -> Non
 
 async def test_resume_fails_interrupted_submits_and_posts_pending_outcomes(world: tuple) -> None:
     _, jobs, observer, *_ = world
-    service, tracker = make(world)
+    _service, tracker = make(world)
     from bot.core.jobs import Job
 
     stuck = await jobs.add(Job(id=0, route=ROUTE, mode=Mode.MID_JOURNEY, prompt="x"))

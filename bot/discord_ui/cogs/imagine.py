@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.errors import ImageRejected
-from bot.core.images import check_reference
+from bot.core.images import check_reference, safe_filename
 from bot.core.jobs import Job, Mode, ReferenceImage, Route
 from bot.core.ports import ImageFiles, Ticket
 from bot.core.services import ImagineService
@@ -88,7 +88,7 @@ class ImagineCog(commands.Cog):
                 limit_mb = self.max_reference_bytes / (1024 * 1024)
                 raise ImageRejected(
                     f"{option}: {attachment.size} bytes",
-                    member_message=f"{option}: `{_name(attachment)}` is "
+                    member_message=f"{option}: `{safe_filename(attachment.filename)}` is "
                     f"{attachment.size / (1024 * 1024):.1f} MB; the limit is {limit_mb:.0f} MB.",
                 )
         blobs = await asyncio.gather(
@@ -153,7 +153,3 @@ def _ticket(interaction: discord.Interaction[Any], prompt: str) -> Ticket:
         prompt=prompt,
         is_moderator=perms.manage_guild,
     )
-
-
-def _name(attachment: discord.Attachment) -> str:
-    return discord.utils.escape_markdown(attachment.filename.replace("`", ""))[:80]
