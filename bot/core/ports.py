@@ -96,6 +96,10 @@ class JobRepository(Protocol):
         """Write every field of an existing job."""
         ...
 
+    async def replace(self, expected: Job, job: Job) -> bool:
+        """Compare-and-set: write `job` only if the stored row still equals `expected`."""
+        ...
+
     async def get(self, job_id: int) -> Job | None:
         """One job by id."""
         ...

@@ -25,6 +25,7 @@ from bot.core.ports import Clock, Gate, ImageApi, ImagineRequest, JobObserver, J
 
 log = logging.getLogger(__name__)
 
+_CAS_ATTEMPTS = 5
 RESTART_REASON = "The bot restarted before the image service confirmed this job."
 
 
@@ -57,18 +58,23 @@ class Ledger:
         """Apply `change` to the freshest copy of the job and save it if anything changed.
 
         Returns the job as saved, or None when the job is gone or `change` changed nothing.
+        Within a process a per-job lock serialises changes; across processes sharing one
+        database, the write is a compare-and-set, retried on a fresh copy when another process
+        wrote in between (so a stale writer can never undo a finish).
         """
         lock = self._locks.setdefault(job_id, asyncio.Lock())
         try:
             async with lock:
-                job = await self.repo.get(job_id)
-                if job is None:
-                    return None
-                new = change(job)
-                if new == job:
-                    return None
-                await self.repo.save(new)
-                return new
+                for _ in range(_CAS_ATTEMPTS):
+                    job = await self.repo.get(job_id)
+                    if job is None:
+                        return None
+                    new = change(job)
+                    if new == job:
+                        return None
+                    if await self.repo.replace(job, new):
+                        return new
+                raise RuntimeError(f"job {job_id}: too many concurrent writers")
         finally:
             if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
                 self._locks.pop(job_id, None)

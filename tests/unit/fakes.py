@@ -69,6 +69,12 @@ class InMemoryJobs:
     async def save(self, job: Job) -> None:
         self.rows[job.id] = job
 
+    async def replace(self, expected: Job, job: Job) -> bool:
+        if self.rows.get(job.id) != expected:
+            return False
+        self.rows[job.id] = job
+        return True
+
     async def get(self, job_id: int) -> Job | None:
         return self.rows.get(job_id)
 

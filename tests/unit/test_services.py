@@ -110,3 +110,27 @@ def test_failure_reasons_in_plain_words() -> None:
     assert "too long" in describe_failure("上游任务超时（超过1小时）")
     assert describe_failure("The bot restarted.") == "The bot restarted."
     assert "could not make" in describe_failure("weird")
+
+
+async def test_a_stale_writer_cannot_undo_a_finish(world: tuple) -> None:
+    import dataclasses
+
+    api, jobs, *_ = world
+    service, _ = make(world)
+    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
+    stale = jobs.rows[job.id]
+    finished = dataclasses.replace(stale, status=JobStatus.SUCCEEDED, post_state=PostState.INTENT)
+    assert await jobs.replace(stale, finished)
+    # Another process still holding `stale` tries to write progress over the finish:
+    assert not await jobs.replace(stale, dataclasses.replace(stale, progress=46))
+    ledger = Ledger(jobs)
+    assert (
+        await ledger.update(
+            job.id,
+            lambda j: j.absorb(
+                TaskSnapshot(job.task_id or "", TaskStatus.IN_PROGRESS, 46), j.updated_at
+            ),
+        )
+        is None
+    )
+    assert jobs.rows[job.id].status is JobStatus.SUCCEEDED
