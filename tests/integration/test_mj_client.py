@@ -22,8 +22,10 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
-from bot.adapters.mj_client import MjClient
+from bot.adapters.mj_client import MjClient, _parse_task
 from bot.core.errors import (
     ApiError,
     BannedPrompt,
@@ -171,6 +173,46 @@ def ref(option: str = "image1", seed: int = 0) -> ReferenceImage:
 
 def data_uri(image: ReferenceImage) -> str:
     return f"data:image/png;base64,{base64.b64encode(image.data).decode()}"
+
+
+# --- parsing: any JSON at all becomes a snapshot or nothing, never an exception ------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+task_fields = st.fixed_dictionaries(
+    {},
+    optional={
+        k: json_values
+        for k in [
+            "id",
+            "status",
+            "progress",
+            "action",
+            "prompt",
+            "promptEn",
+            "imageUrl",
+            "failReason",
+            "state",
+            "buttons",
+            "properties",
+            "submitTime",
+            "finishTime",
+        ]
+    },
+)
+
+
+@given(st.one_of(json_values, task_fields))
+def test_any_json_parses_to_a_snapshot_or_none(raw: Any) -> None:
+    snap = _parse_task(raw)
+    if snap is not None:
+        assert snap.task_id and 0 <= snap.progress <= 100
+        assert all(isinstance(b, Button) and b.custom_id for b in snap.buttons)
 
 
 # --- scripted-server tests: parsing and the odd answers -----------------------------------------
