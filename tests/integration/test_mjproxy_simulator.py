@@ -467,3 +467,35 @@ def test_the_command_line_help() -> None:
         check=True,
     )
     assert "--profile" in out.stdout and "--step-seconds" in out.stdout
+
+
+async def test_noisy_images_are_large(session: aiohttp.ClientSession) -> None:
+    sim = await start("upstream", image_px=512)
+    try:
+        sim.faults.noisy_images = True
+        api = Api(sim, session)
+        task_id = await api.imagine()
+        sim.complete(task_id)
+        url = (await api.fetch(task_id))["imageUrl"]
+        async with session.get(url) as resp:
+            data = await resp.read()
+        assert len(data) > 512 * 512 * 3 * 0.9  # noise does not compress
+        async with session.get(url) as resp:
+            assert await resp.read() == data  # rendered once, served the same every time
+    finally:
+        await sim.stop()
+
+
+async def test_never_finish_and_fail_reason_on_the_step_clock(api: Api) -> None:
+    api.sim.faults.never_finish = True
+    stuck = await api.imagine()
+    for _ in range(20):
+        api.sim.advance(stuck)
+    assert (api.sim.tasks[stuck].status, api.sim.tasks[stuck].progress) == ("IN_PROGRESS", "93%")
+    api.sim.faults.fail_reason = "[Banned prompt detected] Sorry!"
+    doomed = await api.imagine()
+    api.sim.advance(doomed)
+    assert api.sim.tasks[doomed].status == "SUBMITTED"
+    api.sim.advance(doomed)
+    assert api.sim.tasks[doomed].status == "FAILURE"
+    assert api.sim.tasks[doomed].fail_reason == "[Banned prompt detected] Sorry!"

@@ -154,11 +154,10 @@ class MjProxySimulator:
         self.step_seconds = step_seconds
         self.auto_advance = auto_advance
         self.poll_granularity = poll_granularity
-        self.faults = Faults()
         self.requests: list[RecordedRequest] = []
         self.callbacks: list[dict[str, Any]] = []
         self.base_url = ""
-        self._book = TaskBook(self.faults, self._changed)
+        self._book = TaskBook(Faults(), self._changed)
         self._book.image_px = image_px
         self._images = ImageCache()
         self._runner: web.AppRunner | None = None
@@ -169,6 +168,15 @@ class MjProxySimulator:
         self._t0 = time.monotonic()
 
     # --- public surface ------------------------------------------------------------------------
+
+    @property
+    def faults(self) -> Faults:
+        """The switches tests flip; replacing the whole object works too."""
+        return self._book.faults
+
+    @faults.setter
+    def faults(self, value: Faults) -> None:
+        self._book.faults = value
 
     @property
     def tasks(self) -> dict[str, SimTask]:
@@ -189,8 +197,6 @@ class MjProxySimulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._loop = asyncio.get_running_loop()
         self._t0 = time.monotonic()
-        # Replace the faults object the book sees, in case a test swapped `sim.faults`.
-        self._book.faults = self.faults
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_route("*", "/{tail:.*}", self._dispatch)
         # A short shutdown timeout: a request parked by `slow_seconds` must not hold up stop().
@@ -511,7 +517,6 @@ class MjProxySimulator:
             urls = [source]
         else:
             ((mime, data),) = self._decode_all([source])
-            self._check_capacity()
             urls = [self._book.upload(data, mime)]
         self._check_capacity()
         task = self._new_task(body, mode, "DESCRIBE", "", "")
