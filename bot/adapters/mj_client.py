@@ -11,7 +11,9 @@ code 1, 22 (``numberOfQueues``)                         `Submission` (queue_posi
 code 21                                                 `Submission(needs_input=True)`
 code 3                                                  `NoAccount`; on action/modal with the
                                                         "关联任务不存在" wording: `TaskNotFound`
-code 4                                                  `InvalidRequest` (server text in detail)
+code 4                                                  `InvalidRequest` (server text in detail);
+                                                        C#'s per-user concurrency/queue limit
+                                                        wording: `QueueFull`
 code 9                                                  `Unavailable`; queue-full wording:
                                                         `QueueFull`
 code 23                                                 `QueueFull`
@@ -89,7 +91,8 @@ _BASE64_RUN = re.compile(r"[A-Za-z0-9+/=]{64,}")
 
 # Wordings (mj-api.md §3, §7.1): the C# proxy says "queue full" with code 9 or in its other
 # envelope; the per-user limits of the C# proxy mean the same thing to a member: try later.
-_QUEUE_FULL_WORDS = ("队列已满", "队列数已达上限", "并发数已达上限", "queue is full", "queue full")
+_USER_LIMIT_WORDS = ("队列数已达上限", "并发数已达上限")
+_QUEUE_FULL_WORDS = ("队列已满", *_USER_LIMIT_WORDS, "queue is full", "queue full")
 _MISSING_PARENT_WORDS = ("关联任务不存在", "task not found", "task_not_found", "不存在或已失效")
 _NO_PERMISSION_WORDS = ("无权限", "未登录", "unauthorized", "forbidden")
 
@@ -574,7 +577,11 @@ class MjClient:
             )
             error = TaskNotFound(detail) if missing_parent else NoAccount(detail)
         elif code == 4:
-            error = InvalidRequest(detail)
+            # The C# proxy's /imagine reports its per-user concurrency and queue limits as code
+            # 4; to a member they mean the same as a full queue (try again later), as they do
+            # in its other envelope on the other endpoints.
+            limited = _has_any(description, _USER_LIMIT_WORDS)
+            error = QueueFull(detail) if limited else InvalidRequest(detail)
         elif code == 9:
             error = (
                 QueueFull(detail)

@@ -657,11 +657,8 @@ async def test_code_22_gives_the_queue_position(sim: Any, client: MjClient) -> N
     sim.faults.queue_position = 3
     sub = await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY))
     assert sub.task_id in sim.tasks
-    if profile_of(sim) == "upstream":
-        assert sub.queue_position == 3
-    else:
-        # new-api rewrites 22 to 1; the position survives only if numberOfQueues does.
-        assert sub.queue_position in (3, None)
+    # new-api rewrites 22 to 1 but keeps numberOfQueues: the position survives either way.
+    assert sub.queue_position == 3
 
 
 async def test_code_21_custom_zoom_needs_input(sim: Any, client: MjClient) -> None:
@@ -693,8 +690,13 @@ async def test_code_3_is_no_account(sim: Any, client: MjClient) -> None:
 
 
 async def test_an_action_on_a_missing_parent_is_task_not_found(sim: Any, client: MjClient) -> None:
-    with pytest.raises(TaskNotFound):
+    with pytest.raises(TaskNotFound) as err:
         await client.action("1730000000000000", "MJ::JOB::upsample::1::abc")
+    # new-api checks its own table; the proxy answers HTTP 404 with code 3.
+    wording = "task_not_found" if profile_of(sim) == "aggregator" else "关联任务不存在"
+    assert wording in err.value.detail
+    with pytest.raises(TaskNotFound):
+        await client.modal("1730000000000000", prompt="x --zoom 2")
 
 
 async def test_a_blank_prompt_is_invalid_request_with_the_servers_text(
@@ -739,15 +741,48 @@ async def test_http_429_is_rate_limited_with_retry_after(sim: Any, client: MjCli
     sim.faults.rate_limited = True
     with pytest.raises(RateLimited) as err:
         await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY))
-    (seen,) = sim.requests_to("/mj/submit/imagine")
-    assert seen is not None
-    assert err.value.retry_after is None or err.value.retry_after >= 0
+    assert len(sim.requests_to("/mj/submit/imagine")) == 1
+    assert err.value.retry_after is None  # the simulator sends no Retry-After
+    if profile_of(sim) == "aggregator":
+        assert "当前分组负载已饱和" in err.value.detail  # new-api's code-30 body
 
 
-async def test_the_csharp_envelope_is_a_core_error(sim: Any, client: MjClient) -> None:
+async def test_retry_after_in_seconds_is_parsed(scripted: Scripted, sclient: MjClient) -> None:
+    scripted.on("/mj/task/list-by-condition", status=429, body=b"slow down", **{"Retry-After": "7"})
+    with pytest.raises(RateLimited) as err:
+        await sclient.list_by_ids(["1"])
+    assert err.value.retry_after == 7.0
+
+
+async def test_the_csharp_limit_is_queue_full_in_both_of_its_envelopes(
+    sim: Any, client: MjClient
+) -> None:
+    grid = await finished_task(sim, client)
     sim.faults.csharp_envelope = True
-    with pytest.raises((QueueFull, InvalidRequest, Unavailable)):
+    # /imagine answers code 4 with the limit wording; the other endpoints the C# envelope.
+    with pytest.raises(QueueFull, match="并发数已达上限"):
         await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY))
+    with pytest.raises(QueueFull, match="C# proxy"):
+        await client.action(grid.task_id, button(grid, "variation::1").custom_id)
+
+
+async def test_remix_modal_needs_input_upstream_and_shows_modal_through_new_api(
+    sim: Any, client: MjClient
+) -> None:
+    grid = await finished_task(sim, client)
+    sim.faults.modal_actions = True
+    sub = await client.action(grid.task_id, button(grid, "variation::2").custom_id)
+    # new-api rewrites 21 to 1 except for INPAINT/CUSTOM_ZOOM (mj-api.md §3).
+    assert sub.needs_input is (profile_of(sim) == "upstream")
+    status = (await client.fetch(sub.task_id)).status
+    if profile_of(sim) == "upstream":
+        assert status is TaskStatus.MODAL
+    else:
+        # Real new-api shows MODAL after its next poll; the simulator's aggregator view only
+        # moves when the task does, so it still shows "" here.
+        assert status in (TaskStatus.UNKNOWN, TaskStatus.MODAL)
+    again = await client.modal(sub.task_id, prompt="a pig, remixed")
+    assert again.task_id == sub.task_id and not again.needs_input
 
 
 async def test_a_wrong_key_is_misconfigured_and_says_which_status(sim: Any) -> None:
@@ -820,9 +855,14 @@ async def test_a_mode_prefix_base_url_reaches_the_same_api(sim: Any, prefix: str
 async def test_a_task_moves_from_accepted_to_success(sim: Any, client: MjClient) -> None:
     sub = await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY, state="s1"))
     first = await client.fetch(sub.task_id)
-    if profile_of(sim) == "aggregator":
-        assert first.status in (TaskStatus.UNKNOWN, TaskStatus.NOT_START, TaskStatus.SUBMITTED)
-    assert first.finish_time_ms is None and first.progress < 100
+    # new-api shows status "" until its first poll; the proxies NOT_START.
+    expected = TaskStatus.UNKNOWN if profile_of(sim) == "aggregator" else TaskStatus.NOT_START
+    assert (first.status, first.progress, first.finish_time_ms) == (expected, 0, None)
+    assert first.submit_time_ms
+    for _ in range(5):
+        sim.advance(sub.task_id)
+    running = await client.fetch(sub.task_id)
+    assert (running.status, running.progress) == (TaskStatus.IN_PROGRESS, 46)
     sim.complete(sub.task_id)
     done = await client.fetch(sub.task_id)
     assert (done.status, done.progress, done.state) == (TaskStatus.SUCCESS, 100, "s1")
@@ -884,3 +924,60 @@ async def test_a_key_that_cannot_be_a_header_is_misconfigured(scripted: Scripted
         with pytest.raises(Misconfigured) as err:
             await client.fetch("1")
     assert "sk-one" not in err.value.detail
+
+
+async def test_probe_passes_where_list_by_condition_is_missing(sim: Any, client: MjClient) -> None:
+    sim.faults.list_by_condition_status = 405
+    await client.probe()
+    assert [r.path for r in sim.requests] == ["/mj/task/list-by-condition", "/mj/task/0/fetch"]
+
+
+async def test_probe_reports_an_unreachable_server_as_unavailable(
+    sim: Any, client: MjClient
+) -> None:
+    sim.faults.drop_connection = True
+    with pytest.raises(Unavailable):
+        await client.probe()
+
+
+async def test_the_wrong_auth_style_is_misconfigured_on_the_proxy() -> None:
+    sim = await start_sim("upstream")
+    try:
+        # The C# proxy takes the raw Authorization value: "Bearer sk-test" is not the key.
+        async with MjClient(sim.base_url, KEY, auth_style="bearer", **FAST) as client:
+            with pytest.raises(Misconfigured, match="Authorization: Bearer"):
+                await client.probe()
+    finally:
+        await sim.stop()
+
+
+async def test_describe_and_blend_are_accepted_with_exact_bodies(
+    sim: Any, client: MjClient
+) -> None:
+    a, b = ref("image1", 1), ref("image2", 2)
+    described = await client.describe(a, Mode.MID_JOURNEY, state="d")
+    blended = await client.blend([a, b], Mode.NIJI_JOURNEY)
+    assert {described.task_id, blended.task_id} <= set(sim.tasks)
+    assert sim.requests_to("/mj/submit/describe")[0].json == {
+        "botType": "MID_JOURNEY",
+        "base64": data_uri(a),
+        "state": "d",
+    }
+    assert sim.requests_to("/mj/submit/blend")[0].json == {
+        "botType": "NIJI_JOURNEY",
+        "base64Array": [data_uri(a), data_uri(b)],
+        "dimensions": "SQUARE",
+        "state": "",
+    }
+
+
+async def test_every_failure_is_one_log_line_with_endpoint_and_status(
+    sim: Any, client: MjClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="bot.adapters.mj_client")
+    sim.faults.http_status = 502
+    with pytest.raises(Unavailable):
+        await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY, images=[ref()]))
+    (record,) = caplog.records
+    assert "POST /mj/submit/imagine -> HTTP 502" in record.getMessage()
+    assert KEY not in caplog.text
