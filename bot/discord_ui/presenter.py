@@ -66,12 +66,6 @@ class DiscordPresenter:
         if job is not None:
             await self._edit_status(job)
 
-    def _cancel_pending(self, job_id: int) -> None:
-        self._pending.pop(job_id, None)
-        timer = self._timers.pop(job_id, None)
-        if timer is not None:
-            timer.cancel()
-
     async def _edit_status(self, job: Job) -> None:
         self._last_edit[job.id] = time.monotonic()
         channel = self._bot.get_partial_messageable(
@@ -96,7 +90,6 @@ class DiscordPresenter:
         window) and, when this job may have been posted before (it finished before this process
         started, or an earlier attempt failed midway), the channel is searched for the post first.
         """
-        self._cancel_pending(job.id)
         if job.finished_at is not None and (
             job.finished_at < self._started or job.id in self._attempted
         ):
@@ -105,8 +98,8 @@ class DiscordPresenter:
                 log.info("job %s: found its earlier finish post %s", job.id, existing)
                 return existing
         self._attempted.add(job.id)
-        if job.route.status_message_id:
-            await self._edit_status(job)
+        # The status message shows the end too, within the same per-job edit budget.
+        await self.show_progress(job)
         if job.status is JobStatus.SUCCEEDED:
             return await self._post_result(job)
         return await self._send(job, content=finish_content(job))

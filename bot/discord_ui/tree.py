@@ -80,5 +80,5 @@ async def tell(interaction: discord.Interaction[Any], sentence: str) -> None:
             except discord.HTTPException as exc:
                 log.warning("could not remove the loading message: %s", exc)
         await interaction.followup.send(sentence, ephemeral=True, allowed_mentions=NO_PINGS)
-    except discord.HTTPException as exc:
-        log.warning("could not tell the member (interaction %s): %s", interaction.id, exc)
+    except Exception as exc:  # Discord errors, or a connection closing during shutdown
+        log.warning("could not tell the member (interaction %s): %r", interaction.id, exc)

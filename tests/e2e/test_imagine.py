@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import itertools
+import random
 from typing import Any
 
 import pytest
@@ -78,6 +79,7 @@ async def test_imagine_posts_the_image_in_its_thread(
     label = "Niji" if mode == "NIJI_JOURNEY" else "Midjourney"
     assert "a lighthouse --ar 3:2" in reply["content"] and f"Mode: {label}" in reply["content"]
     assert f"<@{alice}>" in reply["content"] and reply["mentions"] == []
+    await emu.wait_for(lambda: thread_of(emu, int(reply["id"])) is not None, timeout=10)
     thread = thread_of(emu, int(reply["id"]))
     assert thread is not None and thread["name"] == "a lighthouse --ar 3:2"
     final = await wait_finish(emu, int(thread["id"]))
@@ -92,8 +94,8 @@ async def test_imagine_posts_the_image_in_its_thread(
     assert submit.json.get("base64Array", []) == expected
     task_id = next(iter(sim.tasks))
 
-    messages = emu.messages(int(thread["id"]))
-    status = messages[0]
+    await emu.wait_for(lambda: "Done" in emu.messages(int(thread["id"]))[0]["content"], timeout=5)
+    status = emu.messages(int(thread["id"]))[0]
     assert f"Task ID: `{task_id}`" in status["content"] and "Done" in status["content"]
     assert final["attachments"] and final["attachments"][0]["filename"].startswith(
         f"mjcord-{task_id}"
@@ -239,7 +241,11 @@ async def test_an_oversized_attachment_is_refused_before_download(
 ) -> None:
     await bots.start(MAX_REFERENCE_MB="0.001")
     alice = emu.add_user("alice")
-    big = emu.add_attachment("big.png", png(size=200), "image/png")
+    noisy = Image.frombytes("RGB", (64, 64), random.Random(7).randbytes(64 * 64 * 3))
+    out = io.BytesIO()
+    noisy.save(out, format="PNG")
+    assert len(out.getvalue()) > 1100
+    big = emu.add_attachment("big.png", out.getvalue(), "image/png")
     inter = await emu.slash_command("imagine", {"prompt": "x", "image1": big}, user_id=alice)
     await emu.wait_for(lambda: bool(inter.ephemeral_messages), timeout=10)
     assert "image1" in inter.ephemeral_messages[0]["content"]

@@ -115,7 +115,7 @@ def test_failure_reasons_in_plain_words() -> None:
 async def test_a_stale_writer_cannot_undo_a_finish(world: tuple) -> None:
     import dataclasses
 
-    api, jobs, *_ = world
+    _api, jobs, *_ = world
     service, _ = make(world)
     job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
     stale = jobs.rows[job.id]

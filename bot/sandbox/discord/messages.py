@@ -147,6 +147,14 @@ def _number_components(components: list[dict[str, Any]]) -> list[dict[str, Any]]
                 del c[key]  # Discord omits nulls in component responses
             if not isinstance(c.get("id"), int):
                 c["id"] = next(counter)
+            emoji = c.get("emoji")
+            if isinstance(emoji, dict):
+                # A unicode emoji comes back as just its name; a custom one keeps id and animated.
+                c["emoji"] = (
+                    {"name": emoji.get("name", "")}
+                    if not emoji.get("id")
+                    else {k: v for k, v in emoji.items() if v is not None}
+                )
             walk(c.get("components") or [])
             for key in ("component", "accessory"):
                 if isinstance(c.get(key), dict):

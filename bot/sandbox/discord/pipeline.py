@@ -238,6 +238,7 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
             hold.arrived.set()
             await hold.released.wait()
             if not hold.apply:
+                injected = True  # a test's fault, not a response of Discord's to validate
                 raise DiscordHTTPError(503, 0, "Service Unavailable")
         reply = await route.handler(emu, api_request)
         status, out, headers = reply.status, reply.body, {}
