@@ -598,7 +598,9 @@ class MjClient:
 
     def _fail(self, error: ApiError, method: str, path: str, reply: _Reply) -> NoReturn:
         """Log the failure once (endpoint, status, a cut body) and raise it."""
-        level = logging.INFO if isinstance(error, TaskNotFound) else logging.WARNING
+        # Unknown ids and the member's own bad input are routine; service trouble is a warning.
+        routine = isinstance(error, TaskNotFound) or error.member_fault
+        level = logging.INFO if routine else logging.WARNING
         log.log(
             level,
             "mj %s %s -> HTTP %s: %s: %s",

@@ -132,7 +132,13 @@ class ImagineService:
         try:
             submission = await self.api.imagine(request)
         except ApiError as exc:
-            log.warning("job %s: submit refused: %s: %s", job.id, type(exc).__name__, exc.detail)
+            log.log(
+                logging.INFO if exc.member_fault else logging.WARNING,
+                "job %s: submit refused: %s: %s",
+                job.id,
+                type(exc).__name__,
+                exc.detail,
+            )
             reason = exc.detail or exc.member_message
             failed = await self.ledger.update(
                 job.id,

@@ -27,6 +27,11 @@ def point_discord_at(api_base_url: str, gateway_url: str) -> None:
     discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = yarl.URL(gateway_url)
 
 
+# The bot never joins voice: don't warn at every start that voice libraries are missing.
+discord.VoiceClient.warn_nacl = False
+discord.VoiceClient.warn_dave = False
+
+
 class MjcordBot(commands.Bot):
     """The bot: cogs are handed in by the composition root and added in `setup_hook`."""
 

@@ -39,7 +39,8 @@ def member_sentence(error: BaseException, *, where: str = "") -> str:
         log.error("image API rejected the operator's key%s: %s", where, error.detail)
         return error.member_message
     if isinstance(error, ApiError):
-        log.warning("image API error%s: %s: %s", where, type(error).__name__, error.detail)
+        # The client and the service have logged the detail already; this links the interaction.
+        log.debug("image API error%s: %s: %s", where, type(error).__name__, error.detail)
         return error.member_message
     if isinstance(error, MjcordError):
         log.info("refused%s: %s", where, error.detail or error.member_message)

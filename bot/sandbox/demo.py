@@ -62,6 +62,8 @@ class Transcript:
 
     def _show(self, channel_id: int, message: dict[str, Any]) -> None:
         text = (message.get("content") or "").strip()
+        if message.get("type") == 18:  # Discord's "started a thread" system message
+            text = f"(system) started a thread: {text}"
         files = [a["filename"] for a in message.get("attachments") or []]
         embeds = [e.get("image", {}).get("url", "") for e in message.get("embeds") or []]
         buttons = [
@@ -89,7 +91,7 @@ async def play() -> int:
     """Run the demo; returns the exit code."""
     configure("WARNING")
     emu = DiscordEmulator()
-    sim = MjProxySimulator(profile="aggregator", step_seconds=0.8)
+    sim = MjProxySimulator(profile="aggregator", step_seconds=0.8, image_px=512)
     await emu.start()
     await sim.start()
     workdir = tempfile.mkdtemp(prefix="mjcord-demo-")
@@ -164,7 +166,7 @@ async def _follow(
         for thread in emu.threads():
             for message in emu.messages(int(thread["id"])):
                 if message.get("attachments"):
-                    await asyncio.sleep(0.3)
+                    await asyncio.sleep(1.5)  # the status message's last edit follows the post
                     transcript.poll([int(p) for p in places])
                     return dict(message["attachments"][0])
         await asyncio.sleep(0.1)
