@@ -18,7 +18,9 @@ from bot.adapters.mj_client import MjClient
 from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.errors import ApiError
-from bot.core.services import AllowAll, ImagineService, Ledger, SystemClock, Tracker
+from bot.core.ledger import Ledger
+from bot.core.services import AllowAll, ImagineService, SystemClock
+from bot.core.tracking import Tracker
 from bot.discord_ui.client import MjcordBot, point_discord_at
 from bot.discord_ui.cogs.imagine import ImagineCog
 from bot.discord_ui.presenter import DiscordPresenter

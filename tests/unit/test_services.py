@@ -4,7 +4,9 @@ import pytest
 
 from bot.core.errors import BannedPrompt, describe_failure
 from bot.core.jobs import JobStatus, Mode, PostState, Route, TaskSnapshot, TaskStatus
-from bot.core.services import RESTART_REASON, ImagineService, Ledger, Tracker
+from bot.core.ledger import Ledger
+from bot.core.services import ImagineService
+from bot.core.tracking import RESTART_REASON, Tracker
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
 ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4)

@@ -1,0 +1,49 @@
+"""The durable job ledger seen by the use cases: the repository plus safe read-modify-write.
+
+Every change to a job goes through `Ledger.update`, which serialises changes per job within a
+process and writes with compare-and-set across processes, so the tracker and a command handler
+never overwrite each other and a stale writer can never undo a finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from bot.core.jobs import Job
+from bot.core.ports import JobRepository
+
+_CAS_ATTEMPTS = 5
+
+
+class Ledger:
+    """The job repository plus per-job serialisation of read-modify-write changes."""
+
+    def __init__(self, repo: JobRepository) -> None:
+        self.repo = repo
+        self._locks: dict[int, asyncio.Lock] = {}
+
+    async def update(self, job_id: int, change: Callable[[Job], Job]) -> Job | None:
+        """Apply `change` to the freshest copy of the job and save it if anything changed.
+
+        Returns the job as saved, or None when the job is gone or `change` changed nothing.
+        Within a process a per-job lock serialises changes; across processes sharing one
+        database, the write is a compare-and-set, retried on a fresh copy when another process
+        wrote in between (so a stale writer can never undo a finish).
+        """
+        lock = self._locks.setdefault(job_id, asyncio.Lock())
+        try:
+            async with lock:
+                for _ in range(_CAS_ATTEMPTS):
+                    job = await self.repo.get(job_id)
+                    if job is None:
+                        return None
+                    new = change(job)
+                    if new == job:
+                        return None
+                    if await self.repo.replace(job, new):
+                        return new
+                raise RuntimeError(f"job {job_id}: too many concurrent writers")
+        finally:
+            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+                self._locks.pop(job_id, None)
