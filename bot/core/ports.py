@@ -108,6 +108,10 @@ class JobRepository(Protocol):
         """The job that owns an API task id."""
         ...
 
+    async def children(self, parent_job_id: int) -> list[Job]:
+        """Jobs made by pressing a button on this job, oldest first."""
+        ...
+
     async def unfinished(self) -> list[Job]:
         """Jobs whose task is still running (have a task id, not finished)."""
         ...

@@ -81,6 +81,9 @@ class InMemoryJobs:
     async def by_task_id(self, task_id: str) -> Job | None:
         return next((j for j in self.rows.values() if j.task_id == task_id), None)
 
+    async def children(self, parent_job_id: int) -> list[Job]:
+        return [j for j in self.rows.values() if j.parent_job_id == parent_job_id]
+
     async def unfinished(self) -> list[Job]:
         return [j for j in self.rows.values() if j.task_id and not j.finished]
 

@@ -177,6 +177,10 @@ class SqlJobRepository:
         """The job that owns an API task id."""
         return await self._one(jobs.c.task_id == task_id)
 
+    async def children(self, parent_job_id: int) -> list[Job]:
+        """Jobs made by pressing a button on this job, oldest first."""
+        return await self._many(jobs.c.parent_job_id == parent_job_id)
+
     async def unfinished(self) -> list[Job]:
         """Jobs whose task is still running (have a task id, not finished), oldest first."""
         # IN over the unfinished statuses (not NOT IN over the finished ones) lets the

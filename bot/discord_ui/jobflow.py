@@ -1,0 +1,107 @@
+"""Steps every job-starting command shares: reading attachments, and showing a new job (the
+public reply, its thread, the status message)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+
+from bot.core.errors import ImageRejected
+from bot.core.images import check_reference, safe_filename
+from bot.core.jobs import Job, ReferenceImage
+from bot.core.ports import ImageFiles, Ticket
+from bot.core.services import Submitter
+from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
+from bot.discord_ui.tree import REPLIED
+
+log = logging.getLogger(__name__)
+
+
+async def read_images(
+    files: ImageFiles, attachments: list[tuple[str, discord.Attachment]], max_bytes: int
+) -> list[ReferenceImage]:
+    """Download and check every attachment, in option order; refuse the first bad one.
+
+    The declared size is checked before anything is downloaded; the bytes decide the type.
+    """
+    for option, attachment in attachments:
+        if attachment.size > max_bytes:
+            raise ImageRejected(
+                f"{option}: {attachment.size} bytes",
+                member_message=f"{option}: `{safe_filename(attachment.filename)}` is "
+                f"{attachment.size / (1024 * 1024):.1f} MB; the limit is "
+                f"{max_bytes / (1024 * 1024):.0f} MB.",
+            )
+    blobs = await asyncio.gather(*(files.fetch_reference(a.url, max_bytes) for _, a in attachments))
+    return [
+        check_reference(option, attachment.filename, data, max_bytes=max_bytes)
+        for (option, attachment), data in zip(attachments, blobs, strict=True)
+    ]
+
+
+def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticket:
+    """What the gate needs to know about this member, here."""
+    user = interaction.user
+    roles = tuple(r.id for r in user.roles) if isinstance(user, discord.Member) else ()
+    return Ticket(
+        guild_id=interaction.guild_id or 0,
+        channel_id=interaction.channel_id or 0,
+        user_id=user.id,
+        role_ids=roles,
+        prompt=prompt,
+        is_moderator=interaction.permissions.manage_guild,
+    )
+
+
+async def show_new_job(interaction: discord.Interaction[Any], job: Job, service: Submitter) -> None:
+    """Turn the loading message into the public reply, open the thread, post the status.
+
+    The job is already safe in the ledger: a Discord failure here is logged and the tracker
+    still posts the outcome (in the channel when there is no thread).
+    """
+    content = reply_content(job.prompt, job.mode.label, job.route.requester_id)
+    try:
+        reply = await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
+    except discord.HTTPException as exc:
+        log.warning("job %s: could not post the reply: %s", job.id, exc)
+        return
+    interaction.extras[REPLIED] = True
+    placed: dict[str, int] = {"reply_message_id": reply.id}
+    where: discord.abc.Messageable = reply.channel
+    try:
+        thread = await reply.create_thread(name=thread_name(job.prompt))
+        where = thread
+        placed["thread_id"] = thread.id
+    except (discord.HTTPException, ValueError) as exc:
+        log.info("job %s: no thread (%s); carrying on in the channel", job.id, exc)
+        try:
+            await interaction.followup.send(
+                f"I couldn't open a thread here, so updates for task `{job.task_id}` "
+                "will follow in this channel.",
+                allowed_mentions=NO_PINGS,
+            )
+        except discord.HTTPException as note_exc:
+            log.warning("job %s: could not say there is no thread: %s", job.id, note_exc)
+    await post_status(where, job, service, placed)
+
+
+async def show_follow_up(client: discord.Client, job: Job, service: Submitter) -> None:
+    """A job started from a button: its status message goes where its parent's messages are."""
+    channel = client.get_partial_messageable(job.route.post_channel_id, guild_id=job.route.guild_id)
+    await post_status(channel, job, service, {})
+
+
+async def post_status(
+    where: discord.abc.Messageable, job: Job, service: Submitter, placed: dict[str, int]
+) -> None:
+    """Post the job's status message and record where everything lives."""
+    try:
+        status = await where.send(status_content(job), allowed_mentions=NO_PINGS)
+        placed["status_message_id"] = status.id
+    except discord.HTTPException as exc:
+        log.warning("job %s: could not post the status message: %s", job.id, exc)
+    if placed:
+        await service.place(job.id, **placed)
