@@ -19,9 +19,11 @@ from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.errors import ApiError
 from bot.core.ledger import Ledger
-from bot.core.services import AllowAll, ImagineService, SystemClock
+from bot.core.services import ActionService, AllowAll, ImagineService, SystemClock
 from bot.core.tracking import Tracker
 from bot.discord_ui.client import MjcordBot, point_discord_at
+from bot.discord_ui.cogs.describe import DescribeBlendCog
+from bot.discord_ui.cogs.followups import FollowUpCog
 from bot.discord_ui.cogs.imagine import ImagineCog
 from bot.discord_ui.presenter import DiscordPresenter
 from bot.settings import Settings
@@ -88,6 +90,11 @@ class Application:
             timeout=timedelta(minutes=s.mj_task_timeout),
             interval=s.mj_poll_interval,
         )
+        actions = ActionService(self.api, ledger, gate, clock)
+        bot._initial_cogs += [
+            FollowUpCog(actions, service),
+            DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
+        ]
         bot._initial_cogs.append(
             ImagineCog(service, files, presenter, max_reference_bytes=s.max_reference_bytes)
         )

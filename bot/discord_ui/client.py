@@ -13,7 +13,7 @@ import yarl
 from discord.ext import commands
 
 from bot.discord_ui.tree import MjcordTree
-from bot.discord_ui.views import ButtonHandler, JobButton
+from bot.discord_ui.views import ButtonHandler, ContinueButton, JobButton
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class MjcordBot(commands.Bot):
             await self.add_cog(cog)
             if hasattr(cog, "on_job_button"):
                 self.button_handler = cog  # type: ignore[assignment]
-        self.add_dynamic_items(JobButton)
+        self.add_dynamic_items(JobButton, ContinueButton)
         await self.sync_commands()
 
     async def sync_commands(self) -> list[Any]:

@@ -11,11 +11,12 @@ import discord
 
 from bot.core.errors import ImageRejected
 from bot.core.images import check_reference, safe_filename
-from bot.core.jobs import Job, ReferenceImage
+from bot.core.jobs import Job, JobStatus, ReferenceImage
 from bot.core.ports import ImageFiles, Ticket
 from bot.core.services import Submitter
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
 from bot.discord_ui.tree import REPLIED
+from bot.discord_ui.views import continue_view
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,12 @@ async def post_status(
 ) -> None:
     """Post the job's status message and record where everything lives."""
     try:
-        status = await where.send(status_content(job), allowed_mentions=NO_PINGS)
+        if job.status is JobStatus.MODAL:  # the API waits for the member's prompt
+            status = await where.send(
+                status_content(job), allowed_mentions=NO_PINGS, view=continue_view(job)
+            )
+        else:
+            status = await where.send(status_content(job), allowed_mentions=NO_PINGS)
         placed["status_message_id"] = status.id
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)

@@ -17,7 +17,7 @@ from bot.core.errors import ApiError
 from bot.core.jobs import Job, JobStatus
 from bot.core.ports import ImageFiles
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
-from bot.discord_ui.views import result_view
+from bot.discord_ui.views import continue_view, result_view
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,11 @@ class DiscordPresenter:
         if job.status is JobStatus.IN_PROGRESS and job.image_url:
             embed = discord.Embed(title="Preview").set_image(url=job.image_url)
         try:
-            await message.edit(content=status_content(job), embed=embed, allowed_mentions=NO_PINGS)
+            # A job that waits for the member's prompt gets the button that asks for it.
+            view = continue_view(job) if job.status is JobStatus.MODAL else None
+            await message.edit(
+                content=status_content(job), embed=embed, allowed_mentions=NO_PINGS, view=view
+            )
         except discord.HTTPException as exc:
             # A deleted thread or message must not stop the job; the finish post handles places.
             log.warning("job %s: status edit failed: %s %s", job.id, exc.status, exc.text)
@@ -141,7 +145,7 @@ class DiscordPresenter:
             "allowed_mentions": only_user(job.route.requester_id),
             "nonce": job.post_nonce,
         }
-        if job.status is JobStatus.SUCCEEDED and job.buttons:
+        if job.status is JobStatus.SUCCEEDED and (job.buttons or job.action == "DESCRIBE"):
             kwargs["view"] = result_view(job)
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.core.errors import describe_failure
+from bot.core.followups import describe_prompts, offered
 from bot.core.jobs import Button, Job, JobStatus
 
 BAR_WIDTH = 20
@@ -52,9 +53,40 @@ def marker(job: Job) -> str:
     return f"-# job {job.id} · task {job.task_id or '—'}"
 
 
+def action_label(custom_id: str) -> str:
+    """A button press in words: "Upscale 2", "Vary (Strong)", "Zoom out 2x", "Pan left" …"""
+    parts = custom_id.split("::")
+    kind = parts[2] if len(parts) > 3 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
+    number = parts[3] if len(parts) > 3 and parts[1] == "JOB" else ""
+    match kind:
+        case "upsample":
+            return f"Upscale {number}"
+        case "variation":
+            return f"Variation {number}"
+        case "reroll":
+            return "Reroll"
+        case "high_variation":
+            return "Vary (Strong)"
+        case "low_variation":
+            return "Vary (Subtle)"
+        case "Outpaint":
+            return "Zoom out 1.5x" if len(parts) > 2 and parts[2] == "75" else "Zoom out 2x"
+        case "CustomZoom":
+            return "Custom zoom"
+    if kind.startswith("upsample_"):
+        return "Upscale (Creative)" if "creative" in kind else "Upscale (Subtle)"
+    if kind.startswith("pan_"):
+        return f"Pan {kind.removeprefix('pan_')}"
+    return "Follow-up"
+
+
 def status_content(job: Job) -> str:
     """The thread's status message for a job at its current stage."""
     head = f"Task ID: `{job.task_id}`" if job.task_id else "Task ID: (pending)"
+    if job.custom_id:
+        head = (
+            f"**{action_label(job.custom_id)}** · requested by <@{job.route.requester_id}>\n{head}"
+        )
     match job.status:
         case JobStatus.QUEUED if job.queue_position:
             line = f"⏳ Queued — {job.queue_position} ahead of this job."
@@ -74,26 +106,39 @@ def status_content(job: Job) -> str:
 
 
 def finish_content(job: Job, *, link: str | None = None) -> str:
-    """The finish post: mentions the requester; says what failed in plain words."""
-    if job.status is JobStatus.SUCCEEDED:
-        body = f"<@{job.route.requester_id}> your image is ready."
+    """The finish post: mentions the requester; says what failed in plain words.
+
+    The marker line always survives the length cap: it is how an earlier post is found.
+    """
+    who = f"<@{job.route.requester_id}>"
+    if job.status is not JobStatus.SUCCEEDED:
+        body = f"{who} ❌ {describe_failure(job.fail_reason)}"
+    elif job.action == "DESCRIBE":
+        prompts = describe_prompts(job.final_prompt)
+        lines = [f"**{i}.** {clean(p, 400)}" for i, p in enumerate(prompts, 1)]
+        body = f"{who} here are prompts for your image:\n" + "\n".join(lines)
+        body += "\nPress a number to imagine one." if prompts else ""
+    else:
+        label = action_label(job.custom_id) if job.custom_id else "image"
+        body = f"{who} your {label.lower() if job.custom_id else label} is ready."
         if link:
             body += f"\nIt was too large to upload here, so here is a link: {link}"
-    else:
-        body = f"<@{job.route.requester_id}> ❌ {describe_failure(job.fail_reason)}"
-    return f"{body}\n{marker(job)}"[:MAX_CONTENT]
+    tail = f"\n{marker(job)}"
+    return body[: MAX_CONTENT - len(tail)] + tail
 
 
 def button_rows(buttons: tuple[Button, ...]) -> list[list[tuple[int, Button]]]:
     """Lay out the API's buttons within Discord's limits (5 per row, 5 rows).
 
-    A grid keeps MJ's layout: U1–U4 and 🔄 on the first row, V1–V4 on the second. Each entry
-    is (index into `buttons`, button).
+    A grid keeps MJ's layout: U1–U4 and 🔄 on the first row, V1–V4 on the second. Buttons a
+    chat bot cannot serve are left out. Each entry is (index into `buttons`, button).
     """
     rows: list[list[tuple[int, Button]]] = []
     current: list[tuple[int, Button]] = []
     last_kind = ""
     for index, button in enumerate(buttons):
+        if not offered(button):
+            continue
         kind = _kind(button.custom_id)
         if current and (len(current) == 5 or (kind == "variation" and last_kind != kind)):
             rows.append(current)

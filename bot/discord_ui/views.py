@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.core.followups import describe_prompts
 from bot.core.jobs import Job
 from bot.discord_ui.render import button_face, button_rows
 
@@ -22,6 +23,20 @@ class ButtonHandler(Protocol):
     ) -> None:
         """Handle a press of button `index` on job `job_id`'s result."""
         ...
+
+    async def on_continue(self, interaction: discord.Interaction[Any], job_id: int) -> None:
+        """Handle "continue" on a job that waits for the member's input."""
+        ...
+
+
+def _handler(interaction: discord.Interaction[Any]) -> ButtonHandler | None:
+    return getattr(interaction.client, "button_handler", None)
+
+
+async def _unavailable(interaction: discord.Interaction[Any]) -> None:
+    await interaction.response.send_message(
+        "These buttons are not available right now.", ephemeral=True
+    )
 
 
 class JobButton(
@@ -63,18 +78,62 @@ class JobButton(
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Hand the press to the registered handler."""
-        handler: ButtonHandler | None = getattr(interaction.client, "button_handler", None)
+        handler = _handler(interaction)
         if handler is None:
-            await interaction.response.send_message(
-                "These buttons are not available right now.", ephemeral=True
-            )
+            await _unavailable(interaction)
             return
         await handler.on_job_button(interaction, self.job_id, self.index)
 
 
-def result_view(job: Job) -> discord.ui.View:
-    """The buttons under a finished job's image, laid out like Midjourney's."""
+class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mjin:(?P<job>\d+)"):
+    """ "Continue": gives a job that waits in MODAL (remix, custom zoom) the member's prompt."""
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__(
+            discord.ui.Button(
+                label="Edit prompt and continue",
+                emoji="✏️",
+                style=discord.ButtonStyle.primary,
+                custom_id=f"mjin:{job_id}",
+            )
+        )
+        self.job_id = job_id
+
+    @classmethod
+    async def from_custom_id(
+        cls,
+        interaction: discord.Interaction[Any],
+        item: discord.ui.Item[Any],
+        match: re.Match[str],
+        /,
+    ) -> ContinueButton:
+        """Rebuild the button from its custom id (after a restart too)."""
+        return cls(int(match["job"]))
+
+    async def callback(self, interaction: discord.Interaction[Any]) -> None:
+        """Hand the press to the registered handler."""
+        handler = _handler(interaction)
+        if handler is None:
+            await _unavailable(interaction)
+            return
+        await handler.on_continue(interaction, self.job_id)
+
+
+def continue_view(job: Job) -> discord.ui.View:
+    """The button under a job that waits for the member's input."""
     view = discord.ui.View(timeout=None)
+    view.add_item(ContinueButton(job.id))
+    return view
+
+
+def result_view(job: Job) -> discord.ui.View:
+    """The buttons under a finished job's image, laid out like Midjourney's; under a /describe,
+    one "Imagine n" button per prompt."""
+    view = discord.ui.View(timeout=None)
+    if job.action == "DESCRIBE":
+        for index, _ in enumerate(describe_prompts(job.final_prompt)):
+            view.add_item(JobButton(job.id, index, label=f"Imagine {index + 1}", emoji="🎨"))
+        return view
     for row_number, row in enumerate(button_rows(job.buttons)):
         for index, button in row:
             label, emoji = button_face(button)

@@ -7,6 +7,7 @@ import base64
 import io
 import itertools
 import random
+import socket
 from typing import Any
 
 import pytest
@@ -202,12 +203,15 @@ async def test_wrong_api_key_tells_members_the_service_is_misconfigured(
 async def test_unreachable_api_says_unavailable(
     emu: DiscordEmulator, sim: MjProxySimulator, bots: Running
 ) -> None:
-    from tests.conftest import free_port
-
-    await bots.start(MJ_API_BASE_URL=f"http://127.0.0.1:{free_port()}")
-    alice = emu.add_user("alice")
-    inter = await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
-    await emu.wait_for(lambda: bool(inter.ephemeral_messages), timeout=15)
+    # A bound socket that never listens: connecting is refused, and no other server can take
+    # the port meanwhile (a merely "free" port could be reused by the bot's own web server).
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        await bots.start(MJ_API_BASE_URL=f"http://127.0.0.1:{port}")
+        alice = emu.add_user("alice")
+        inter = await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
+        await emu.wait_for(lambda: bool(inter.ephemeral_messages), timeout=15)
     assert "unavailable" in inter.ephemeral_messages[0]["content"]
 
 
