@@ -32,7 +32,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logsetup.configure(
         settings.log_level,
-        secrets=[settings.discord_token.get_secret_value(), settings.mj_api_key.get_secret_value()],
+        secrets=[
+            settings.discord_token.get_secret_value(),
+            settings.mj_api_key.get_secret_value(),
+            # The callback URL's path carries it: any library line quoting the URL is masked.
+            settings.webhook_secret.get_secret_value() if settings.webhook_secret else "",
+        ],
     )
     from bot import app  # after logging is configured
 

@@ -80,7 +80,9 @@ class Application:
             dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
         )
         presenter = DiscordPresenter(bot, files, min_edit_interval=self._min_edit_interval)
-        service = ImagineService(self.api, ledger, gate, clock)
+        # The one notifyHook URL every submit sends (None: callbacks off, polling only).
+        notify_hook = s.callback_url
+        service = ImagineService(self.api, ledger, gate, clock, notify_hook=notify_hook)
         self.tracker = Tracker(
             self.api,
             ledger,
@@ -89,8 +91,10 @@ class Application:
             clock,
             timeout=timedelta(minutes=s.mj_task_timeout),
             interval=s.mj_poll_interval,
+            chunk_size=s.mj_chunk_size,
+            callbacks=notify_hook is not None,
         )
-        actions = ActionService(self.api, ledger, gate, clock)
+        actions = ActionService(self.api, ledger, gate, clock, notify_hook=notify_hook)
         bot._initial_cogs += [
             FollowUpCog(actions, service),
             DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
@@ -98,7 +102,12 @@ class Application:
         bot._initial_cogs.append(
             ImagineCog(service, files, presenter, max_reference_bytes=s.max_reference_bytes)
         )
-        self.web = WebServer(self._health)
+        secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
+        self.web = WebServer(
+            self._health,
+            callback_secret=secret if notify_hook else None,
+            on_callback=self.tracker.hint,
+        )
         await self.web.start(self._web_host, s.port)
         bot_task = asyncio.create_task(bot.start(s.discord_token.get_secret_value()))
         self._tasks.append(bot_task)
@@ -138,11 +147,19 @@ class Application:
             self.session = None
 
     async def _health(self) -> dict[str, Any]:
-        last = self.tracker.last_api_success if self.tracker else None
+        """`/healthz`: the booleans decide 200 or 503; the rest is information."""
+        bot, tracker = self.bot, self.tracker
+        # is_ready() stays true while discord.py reconnects; the websocket says whether the
+        # gateway is connected right now.
+        ws = bot.ws if bot is not None else None
+        gateway = bool(bot and bot.is_ready() and not bot.is_closed() and ws and ws.open)
+        last = tracker.last_api_success if tracker else None
         return {
-            "gateway": bool(self.bot and self.bot.is_ready() and not self.bot.is_closed()),
-            "database": bool(self.storage and await self.storage.ping()),
+            "gateway": gateway,
+            "database": bool(self.storage and await self.storage.ping(timeout=2.0)),
             "last_api_success": last.isoformat() if last else None,
+            "tracked_jobs": tracker.tracked if tracker else 0,
+            "cycle_seconds": round(tracker.cycle_seconds(), 2) if tracker else None,
         }
 
 

@@ -6,6 +6,7 @@ names every bad key and what it expects. Secrets are `SecretStr`: they never pri
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -15,8 +16,10 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # What each key expects, in the words of the start-up error message.
@@ -36,6 +39,10 @@ EXPECTED = {
     "MJ_TASK_TIMEOUT": "minutes after which an unfinished job fails, a number above 0",
     "MJ_CHUNK_SIZE": "task ids per list-by-condition request, 1-1000",
     "MAX_REFERENCE_MB": "the largest reference image in MB, a number above 0",
+    "PUBLIC_BASE_URL": "the bot's public http(s) URL for API callbacks "
+    "(e.g. https://mjcord.example.com), or empty to poll only",
+    "WEBHOOK_SECRET": "at least 16 characters of letters, digits, '-' or '_' "
+    "(required when PUBLIC_BASE_URL is set)",
 }
 
 
@@ -64,11 +71,30 @@ class Settings(BaseSettings):
     mj_task_timeout: Annotated[float, Field(gt=0)] = 15.0
     mj_chunk_size: Annotated[int, Field(ge=1, le=1000)] = 100
     max_reference_mb: Annotated[float, Field(gt=0)] = 10.0
+    public_base_url: AnyHttpUrl | None = None
+    webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("public_base_url", "webhook_secret", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _callback_secret(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # It is part of the callback URL's path: URL-safe, and long enough not to be guessed.
+        if value is None:
+            if info.data.get("public_base_url") is not None:
+                raise PydanticCustomError("missing", "required when PUBLIC_BASE_URL is set")
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{16,}", value.get_secret_value()):
+            raise ValueError("too short or not URL-safe")
+        return value
 
     @field_validator("mj_auth_style", mode="before")
     @classmethod
@@ -103,6 +129,14 @@ class Settings(BaseSettings):
     def mj_base(self) -> str:
         """The image API root without a trailing slash."""
         return str(self.mj_api_base_url).rstrip("/")
+
+    @property
+    def callback_url(self) -> str | None:
+        """The notifyHook sent with every submit, or None when callbacks are off."""
+        if self.public_base_url is None or self.webhook_secret is None:
+            return None
+        base = str(self.public_base_url).rstrip("/")
+        return f"{base}/mj/callback/{self.webhook_secret.get_secret_value()}"
 
     @property
     def max_reference_bytes(self) -> int:

@@ -47,7 +47,9 @@ class HttpImages:
             return await self._get(url, max_bytes, allow_redirects=False)
         except _TooBig as exc:
             raise DownloadError(str(exc), member_message="That attachment is too large.") from None
-        except (aiohttp.ClientError, TimeoutError, _BadStatus) as exc:
+        except (aiohttp.ClientError, TimeoutError, _BadStatus, RuntimeError) as exc:
+            # aiohttp raises a bare RuntimeError("Connection closed.") when the connection or
+            # session closes mid-read.
             raise DownloadError(
                 f"attachment download failed: {exc!r}",
                 member_message="I could not download that attachment; please upload it again.",
@@ -57,7 +59,7 @@ class HttpImages:
         """GET a result image from the API (redirects allowed: proxies use them)."""
         try:
             return await self._get(url, RESULT_MAX_BYTES, allow_redirects=True)
-        except (aiohttp.ClientError, TimeoutError, _BadStatus, _TooBig) as exc:
+        except (aiohttp.ClientError, TimeoutError, _BadStatus, _TooBig, RuntimeError) as exc:
             raise Unavailable(f"result image download failed: {exc!r}") from None
 
     async def fit(self, data: bytes, max_bytes: int) -> bytes | None:

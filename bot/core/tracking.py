@@ -4,7 +4,20 @@ The rules that make "nothing lost, nothing twice" hold:
 - a finished job is saved with `PostState.INTENT` before its outcome is posted, and marked POSTED
   with the message id after. After a crash, INTENT jobs are posted again, and the observer first
   looks for its own earlier post (see `JobObserver.post_finish`);
-- a job left in SUBMITTING by a crash is failed with a message on the next start.
+- a job left in SUBMITTING by a crash is failed with a message on the next start;
+- within a process, one job's outcome is posted by one caller at a time.
+
+The rules that keep the API's load bounded whatever the number of jobs:
+- a cycle asks for every unfinished job with one list request per chunk of `chunk_size` ids;
+- every API request the tracker makes (cycle chunks and callback look-ups alike) takes a slot
+  from one pacer of at most `max_requests_per_second`, so a cycle over N jobs lasts at least
+  ceil(N / chunk_size) / rate seconds: the cycle grows with the number of jobs;
+- a 429 (or new-api's code 30) halves that rate and pauses for its Retry-After (at least);
+  each cycle without one wins a tenth of the rate back. A cycle cut short resumes where it
+  stopped, so no job starves behind a limit that always bites at the same chunk;
+- an API callback is a hint: `hint(task_id)` makes the tracker read that task from the API and
+  act on what the API says, never on the callback's body. With callbacks on, polling goes on as
+  a slower safety net.
 """
 
 from __future__ import annotations
@@ -12,10 +25,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import math
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 
-from bot.core.errors import ApiError, RateLimited
+from bot.core.errors import ApiError, RateLimited, TaskNotFound
 from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
@@ -23,6 +40,21 @@ from bot.core.ports import Clock, Gate, ImageApi, JobObserver
 log = logging.getLogger(__name__)
 
 RESTART_REASON = "The bot restarted before the image service confirmed this job."
+
+#: With callbacks on, polling (the safety net) runs this many times less often.
+CALLBACK_POLL_FACTOR = 5
+#: The rate never drops below this many requests per second, whatever the 429s say.
+MIN_REQUESTS_PER_SECOND = 0.2
+#: The longest pause after a 429 or an outage, in seconds.
+MAX_BACKOFF = 300.0
+#: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
+MAX_PENDING_HINTS = 10_000
+#: Outcomes posted at once (the observer paces Discord traffic itself).
+POST_CONCURRENCY = 8
+#: Updates applied at once (each is a few database round trips).
+APPLY_CONCURRENCY = 16
+
+Sleep = Callable[[float], Awaitable[None]]
 
 
 def _duration(span: timedelta) -> str:
@@ -35,8 +67,8 @@ def _duration(span: timedelta) -> str:
 class Tracker:
     """Follows unfinished jobs to their end and posts each outcome exactly once.
 
-    One `list_by_ids` call per cycle covers every unfinished job (the client splits it into
-    chunks). A job unfinished past `timeout` is failed. `wake()` makes the next cycle start now.
+    See the module docstring for the rules. `wake()` makes the next cycle start now (unless a
+    429 asked for a pause); `hint(task_id)` looks one task up at once.
     """
 
     def __init__(
@@ -49,35 +81,72 @@ class Tracker:
         *,
         timeout: timedelta,
         interval: float,
+        chunk_size: int = 100,
+        max_requests_per_second: float = 10.0,
+        callbacks: bool = False,
+        sleep: Sleep = asyncio.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        if chunk_size < 1 or max_requests_per_second <= 0:
+            raise ValueError("chunk_size and max_requests_per_second must be positive")
         self.api = api
         self.ledger = ledger
         self.observer = observer
         self.gate = gate
         self.clock = clock
         self.timeout = timeout
-        self.interval = interval
+        self.interval = interval * CALLBACK_POLL_FACTOR if callbacks else interval
+        self.chunk_size = chunk_size
+        self.max_rate = max_requests_per_second
+        self.rate = max_requests_per_second
+        self._sleep = sleep
+        self._monotonic = monotonic
         self._wake = asyncio.Event()
-        self._backoff = 0.0
+        self._hint_ready = asyncio.Event()
+        self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
+        self._posting: set[int] = set()
+        self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
+        self._next_slot = 0.0  # monotonic time of the next free request slot
+        self._paused_until = 0.0  # monotonic; set by 429s and outages
+        self._failures = 0
+        self._cursor = 0  # the last job id polled; the next cycle starts after it
+        self.tracked = 0  # unfinished jobs seen by the last cycle
         self.last_api_success: datetime | None = None
 
+    # --- the public surface -----------------------------------------------------------------
+
     def wake(self) -> None:
-        """Start the next cycle now (a callback arrived, or a job was just accepted)."""
+        """Start the next cycle now (a job was just accepted)."""
         self._wake.set()
 
+    async def hint(self, task_id: str) -> bool:
+        """A callback says this task changed: look it up in the API soon, and act on that.
+
+        Returns False (and does nothing) when no unfinished job owns the task id.
+        """
+        job = await self.ledger.repo.by_task_id(task_id)
+        if job is None or job.finished:
+            return False
+        if task_id in self._hinted or len(self._hinted) < MAX_PENDING_HINTS:
+            self._hinted[task_id] = job.id
+            self._hint_ready.set()
+        else:
+            log.debug(
+                "tracker: %d hints waiting; task %s left to polling", len(self._hinted), task_id
+            )
+        return True
+
+    def cycle_seconds(self, jobs: int | None = None) -> float:
+        """How long one cycle over `jobs` (default: the last count) lasts at the current rate."""
+        n = self.tracked if jobs is None else jobs
+        return max(self.interval, math.ceil(n / self.chunk_size) / self.rate)
+
     async def run(self) -> None:
-        """Resume, then poll until cancelled. Errors of one cycle are logged, never fatal."""
+        """Resume, then poll and serve hints until cancelled. Errors are logged, never fatal."""
         await self.resume()
-        while True:
-            try:
-                await self.poll_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("tracker cycle failed; retrying next cycle")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval + self._backoff)
-            self._wake.clear()
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._poll_loop())
+            group.create_task(self._hint_loop())
 
     async def resume(self) -> None:
         """After a start: fail jobs whose submit was interrupted, and post every pending outcome."""
@@ -90,16 +159,26 @@ class Tracker:
         await self.flush_posts()
 
     async def poll_once(self) -> None:
-        """One tracking cycle over all unfinished jobs."""
-        jobs = await self.ledger.repo.unfinished()
-        if jobs:
-            snaps = await self._fetch([j.task_id for j in jobs if j.task_id])
-            now = self.clock.now()
-            for job in jobs:
-                snap = snaps.get(job.task_id or "")
-                current = (await self.apply(job.id, snap) if snap else None) or job
-                if self._overdue(current, now):
-                    await self._time_out(job.id)
+        """One tracking cycle over all unfinished jobs: one request per chunk, paced."""
+        jobs = [j for j in await self.ledger.repo.unfinished() if j.task_id]
+        self.tracked = len(jobs)
+        # Rotate so that a cycle cut short by a 429 resumes after the last job it reached.
+        order = [j for j in jobs if j.id > self._cursor] + [j for j in jobs if j.id <= self._cursor]
+        clean = True
+        for start in range(0, len(order), self.chunk_size):
+            chunk = order[start : start + self.chunk_size]
+            snaps = await self._request(functools.partial(self._list, chunk))
+            if snaps is None:
+                clean = False
+                break
+            await self._absorb(chunk, snaps)
+            self._cursor = chunk[-1].id
+        if clean and jobs:
+            self.rate = min(self.max_rate, self.rate + self.max_rate / 10)
+        now = self.clock.now()
+        for job in jobs:
+            if self._overdue(job, now):
+                await self._time_out(job.id)
         await self.flush_posts()
 
     async def apply(self, job_id: int, snap: TaskSnapshot) -> Job | None:
@@ -116,8 +195,131 @@ class Tracker:
 
     async def flush_posts(self) -> None:
         """Post every finished job whose outcome is not yet recorded as posted."""
-        for job in await self.ledger.repo.unposted():
-            await self._post(job)
+        await self._gather(self._post(job) for job in await self.ledger.repo.unposted())
+
+    # --- loops ------------------------------------------------------------------------------
+
+    async def _poll_loop(self) -> None:
+        while True:
+            started = self._monotonic()
+            try:
+                await self.poll_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tracker cycle failed; retrying next cycle")
+            now = self._monotonic()
+            delay = max(self.interval - (now - started), self._paused_until - now, 0.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay)
+            self._wake.clear()
+            # A wake-up during a pause a 429 asked for starts the cycle, whose first request
+            # still waits for the pause to end (see _pace).
+
+    async def _hint_loop(self) -> None:
+        while True:
+            await self._hint_ready.wait()
+            self._hint_ready.clear()
+            batch, self._hinted = self._hinted, {}
+            try:
+                await self._look_up(batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("tracker: looking up %d hinted tasks failed", len(batch))
+
+    async def _look_up(self, batch: dict[str, int]) -> None:
+        """Read hinted tasks from the API (fetch for one, list requests for several) and apply
+        what the API says."""
+        ids = list(batch)
+        for start in range(0, len(ids), self.chunk_size):
+            chunk = ids[start : start + self.chunk_size]
+            if len(chunk) == 1:
+                snaps = await self._request(functools.partial(self._fetch_one, chunk[0]))
+            else:
+                snaps = await self._request(functools.partial(self.api.list_by_ids, chunk))
+            if snaps is None:
+                return  # rate limited or failing: polling covers the rest
+            await self._gather(self.apply(batch[s.task_id], s) for s in snaps if s.task_id in batch)
+
+    # --- requests, pacing, backoff ----------------------------------------------------------
+
+    async def _request(
+        self, call: Callable[[], Awaitable[list[TaskSnapshot]]]
+    ) -> list[TaskSnapshot] | None:
+        """Make one paced API request. None when it failed (the backoff is already set)."""
+        await self._pace()
+        try:
+            snaps = await call()
+        except RateLimited as exc:
+            self.rate = max(MIN_REQUESTS_PER_SECOND, self.rate / 2)
+            self._pause(exc.retry_after)
+            log.warning(
+                "tracker: rate limited; %.1f requests/s from now, next request in %.1fs",
+                self.rate,
+                self._paused_until - self._monotonic(),
+            )
+            return None
+        except ApiError as exc:
+            self._pause(None)
+            log.warning("tracker: polling failed (%s): %s", type(exc).__name__, exc.detail)
+            return None
+        self._failures = 0
+        self.last_api_success = self.clock.now()
+        return snaps
+
+    async def _pace(self) -> None:
+        """Wait for the next request slot: slots are 1/rate apart, and none during a pause."""
+        now = self._monotonic()
+        slot = max(now, self._next_slot, self._paused_until)
+        self._next_slot = slot + 1 / self.rate
+        if slot > now:
+            await self._sleep(slot - now)
+
+    def _pause(self, retry_after: float | None) -> None:
+        self._failures += 1
+        doubling = min(MAX_BACKOFF, self.interval * 2 ** (self._failures - 1))
+        wait = min(MAX_BACKOFF, max(retry_after or 0.0, doubling))
+        self._paused_until = max(self._paused_until, self._monotonic() + wait)
+
+    async def _list(self, chunk: Sequence[Job]) -> list[TaskSnapshot]:
+        return await self.api.list_by_ids([j.task_id for j in chunk if j.task_id])
+
+    async def _fetch_one(self, task_id: str) -> list[TaskSnapshot]:
+        try:
+            return [await self.api.fetch(task_id)]
+        except TaskNotFound:
+            log.info("tracker: hinted task %s is unknown to the API; left to polling", task_id)
+            return []
+
+    # --- applying ---------------------------------------------------------------------------
+
+    async def _absorb(self, chunk: Sequence[Job], snaps: list[TaskSnapshot]) -> None:
+        """Apply the snapshots that move a job on. `absorb` is pure and monotonic, so one that
+        leaves the copy read at the start of the cycle unchanged leaves the stored job unchanged
+        too: those cost no database round trip."""
+        by_task = {s.task_id: s for s in snaps}
+        now = self.clock.now()
+        moved = [
+            (job.id, snap)
+            for job in chunk
+            if (snap := by_task.get(job.task_id or "")) is not None and job.absorb(snap, now) != job
+        ]
+        await self._gather(self.apply(job_id, snap) for job_id, snap in moved)
+
+    async def _gather(self, calls: Iterable[Awaitable[object]]) -> None:
+        """Run `calls` with at most APPLY_CONCURRENCY at once (the database pool is small);
+        one failing call is logged and does not stop the others."""
+        slots = asyncio.Semaphore(APPLY_CONCURRENCY)
+
+        async def one(call: Awaitable[object]) -> None:
+            async with slots:
+                try:
+                    await call
+                except Exception:
+                    log.exception("tracker: applying an update failed; retrying next cycle")
+
+        await asyncio.gather(*(one(c) for c in calls))
 
     def _overdue(self, job: Job, now: datetime) -> bool:
         return not job.finished and now - job.created_at > self.timeout
@@ -130,21 +332,6 @@ class Tracker:
             log.warning("job %s: timed out after %s", job_id, limit)
             await self._post(failed)
 
-    async def _fetch(self, task_ids: list[str]) -> dict[str, TaskSnapshot]:
-        try:
-            snaps = await self.api.list_by_ids(task_ids)
-        except RateLimited as exc:
-            self._backoff = min(60.0, max(self._backoff * 2, exc.retry_after or self.interval))
-            log.warning("tracker: rate limited; next cycle in %.1fs", self.interval + self._backoff)
-            return {}
-        except ApiError as exc:
-            self._backoff = min(60.0, max(self._backoff * 2, self.interval))
-            log.warning("tracker: polling failed (%s): %s", type(exc).__name__, exc.detail)
-            return {}
-        self._backoff = 0.0
-        self.last_api_success = self.clock.now()
-        return {s.task_id: s for s in snaps}
-
     async def _show(self, job: Job) -> None:
         try:
             await self.observer.show_progress(job)
@@ -152,8 +339,20 @@ class Tracker:
             log.exception("job %s: progress update failed", job.id)
 
     async def _post(self, job: Job) -> None:
-        if job.post_state is not PostState.INTENT:
+        if job.post_state is not PostState.INTENT or job.id in self._posting:
             return
+        self._posting.add(job.id)
+        try:
+            async with self._post_slots:
+                await self._post_now(job)
+        finally:
+            self._posting.discard(job.id)
+
+    async def _post_now(self, job: Job) -> None:
+        fresh = await self.ledger.repo.get(job.id)
+        if fresh is None or fresh.post_state is not PostState.INTENT:
+            return  # another caller posted it since `job` was read
+        job = fresh
         try:
             message_id = await self.observer.post_finish(job)
         except Exception:

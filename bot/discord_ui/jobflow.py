@@ -66,8 +66,8 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     content = reply_content(job.prompt, job.mode.label, job.route.requester_id)
     try:
         reply = await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
-    except discord.HTTPException as exc:
-        log.warning("job %s: could not post the reply: %s", job.id, exc)
+    except Exception as exc:  # Discord errors, or the connection closing during a shutdown
+        log.warning("job %s: could not post the reply: %r", job.id, exc)
         return
     interaction.extras[REPLIED] = True
     placed: dict[str, int] = {"reply_message_id": reply.id}
