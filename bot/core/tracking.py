@@ -40,6 +40,9 @@ from bot.core.ports import Clock, Gate, ImageApi, JobObserver
 log = logging.getLogger(__name__)
 
 RESTART_REASON = "The bot restarted before the image service confirmed this job."
+#: How long a finished job waits for its command to record where its messages live (reply,
+#: thread); past it (the command died midway), the outcome goes to the channel.
+PLACEMENT_GRACE = timedelta(seconds=30)
 
 #: With callbacks on, polling (the safety net) runs this many times less often.
 CALLBACK_POLL_FACTOR = 5
@@ -352,6 +355,11 @@ class Tracker:
         fresh = await self.ledger.repo.get(job.id)
         if fresh is None or fresh.post_state is not PostState.INTENT:
             return  # another caller posted it since `job` was read
+        if (
+            not fresh.route.reply_message_id
+            and self.clock.now() - fresh.created_at < PLACEMENT_GRACE
+        ):
+            return  # its command is still opening the reply and thread; a later cycle posts it
         job = fresh
         try:
             message_id = await self.observer.post_finish(job)

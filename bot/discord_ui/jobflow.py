@@ -110,4 +110,13 @@ async def post_status(
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)
     if placed:
-        await service.place(job.id, **placed)
+        current = await service.place(job.id, **placed)
+        # The job may have moved on while the status message was on its way (a slow or retried
+        # send): bring the message up to date once.
+        if current is not None and "status_message_id" in placed:
+            text = status_content(current)
+            if text != status_content(job):
+                try:
+                    await status.edit(content=text, allowed_mentions=NO_PINGS)
+                except discord.HTTPException as exc:
+                    log.info("job %s: could not refresh the status message: %s", job.id, exc)

@@ -3,6 +3,7 @@ Midjourney-proxy simulator, over loopback."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import itertools
@@ -298,3 +299,36 @@ async def test_an_image_over_the_upload_limit_is_posted_as_a_smaller_rendition(
     final = await wait_finish(emu, int(reply["id"]), timeout=30)
     (attachment,) = final["attachments"]
     assert attachment["filename"].endswith(".jpg") and attachment["size"] <= 400_000
+
+
+async def test_without_permission_to_attach_files_the_result_is_posted_as_a_link(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    alice = emu.add_user("alice")
+    await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
+    reply = await _reply(emu)
+    thread_id = int(reply["id"])
+    await emu.wait_for(lambda: thread_of(emu, thread_id) is not None, timeout=10)
+    emu.deny_permission(thread_id, "ATTACH_FILES")
+    final = await wait_finish(emu, thread_id)
+    assert not final["attachments"] and "here is a link" in final["content"]
+    assert len(finish_posts(emu, thread_id)) == 1
+
+
+async def test_a_discord_5xx_on_the_finish_post_is_retried_and_posts_once(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    # The first message the bot creates (the status message) gets a 502; discord.py retries it
+    # while the job finishes, and the outcome must still land once, in the thread.
+    emu.fail_next("POST", "/channels/{channel_id}/messages", 502, count=1)
+    alice = emu.add_user("alice")
+    await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
+    reply = await _reply(emu)
+    final = await wait_finish(emu, int(reply["id"]), timeout=30)
+    assert final["attachments"]
+    await asyncio.sleep(1.0)
+    assert len(finish_posts(emu, int(reply["id"]))) == 1
+    assert finish_posts(emu, emu.channel_id) == []
+    status = emu.messages(int(reply["id"]))[0]
+    await emu.wait_for(lambda: "Done" in emu.messages(int(reply["id"]))[0]["content"], timeout=5)
+    assert status["id"] == emu.messages(int(reply["id"]))[0]["id"]
