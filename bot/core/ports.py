@@ -5,12 +5,26 @@ Adapters implement them (bot.adapters, bot.discord_ui); unit tests use small han
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from bot.core.jobs import Job, Mode, ReferenceImage, Submission, TaskSnapshot
+from bot.core.moderation import (
+    AuditEntry,
+    Ban,
+    Charge,
+    Outcome,
+    Policy,
+    Refusal,
+    Reservation,
+    Settled,
+    Strike,
+    Term,
+    Usage,
+    UsageReport,
+)
 
 
 class Clock(Protocol):
@@ -135,6 +149,8 @@ class Ticket:
     role_ids: tuple[int, ...] = ()
     prompt: str = ""
     is_moderator: bool = False
+    # 0 while checking; the recorded job's id when reserving its quota (see Gate.admit).
+    job_id: int = 0
 
 
 class Gate(Protocol):
@@ -145,7 +161,11 @@ class Gate(Protocol):
     """
 
     async def admit(self, ticket: Ticket) -> None:
-        """Raise Refused when the request may not go ahead."""
+        """Raise Refused when the request may not go ahead.
+
+        With `ticket.job_id == 0` it only checks (before attachments are read); with the id of
+        the job just recorded it checks again and reserves that job's quota atomically.
+        """
         ...
 
     async def settle(self, job: Job) -> None:
@@ -184,4 +204,121 @@ class JobObserver(Protocol):
         Called again after a crash for a job in PostState.INTENT: the implementation first looks
         for its own earlier post of this job and returns that id instead of posting twice.
         """
+        ...
+
+
+# --- moderation --------------------------------------------------------------------------------
+
+
+class ModerationRepository(Protocol):
+    """Per-server moderation state: settings, bans, terms, the usage ledger, strikes, the audit
+    log. Each call is one transaction; `reserve` and `settle` are atomic across processes."""
+
+    async def policy(self, guild_id: int) -> Policy:
+        """The server's settings (defaults when it has none)."""
+        ...
+
+    async def save_policy(self, policy: Policy) -> None:
+        """Write the server's settings (its role limits too)."""
+        ...
+
+    async def active_ban(self, guild_id: int, user_id: int, now: datetime) -> Ban | None:
+        """The member's ban in force now, if any."""
+        ...
+
+    async def add_ban(self, ban: Ban) -> None:
+        """Ban a member (replacing a ban in force)."""
+        ...
+
+    async def lift_ban(self, guild_id: int, user_id: int, now: datetime) -> bool:
+        """End the member's ban in force; False when there was none."""
+        ...
+
+    async def bans(self, guild_id: int, now: datetime) -> list[Ban]:
+        """Bans in force, newest first."""
+        ...
+
+    async def terms(self, guild_id: int) -> list[Term]:
+        """The server's banned terms."""
+        ...
+
+    async def add_term(self, guild_id: int, term: Term, by: int, now: datetime) -> bool:
+        """Add a banned term; False when it was there already."""
+        ...
+
+    async def remove_term(self, guild_id: int, text: str) -> bool:
+        """Remove a banned term (word or pattern) by its text; False when absent."""
+        ...
+
+    async def usage(self, guild_id: int, user_id: int, now: datetime) -> Usage:
+        """The member's and the server's recent use (no reservation)."""
+        ...
+
+    async def reserve(
+        self, reservation: Reservation, decide: Callable[[Usage], Refusal | Charge]
+    ) -> Refusal | Charge:
+        """Run `decide` on the usage as it stands and, unless it refuses, record the unit, all
+        in one transaction serialised per server: two reservations cannot both take the last
+        unit. Reserving again for the same job returns its existing charge."""
+        ...
+
+    async def settle(
+        self,
+        job_id: int,
+        outcome: Outcome,
+        now: datetime,
+        *,
+        refund: bool,
+        strike: Strike | None,
+        auto_ban: Callable[[Sequence[datetime]], Ban | None],
+    ) -> Settled | None:
+        """Record a reserved job's outcome once: refund it, record the strike and, when
+        `auto_ban` (given the member's strike times) says so, the ban. None when the job has no
+        reservation or was settled already."""
+        ...
+
+    async def refund(self, job_id: int) -> bool:
+        """Refund a job's unit (a moderator's decision); False when there was nothing to refund."""
+        ...
+
+    async def grant(self, guild_id: int, user_id: int, units: int) -> int:
+        """Give the member extra units beyond their quota; returns their credits now."""
+        ...
+
+    async def reset(self, guild_id: int, user_id: int, now: datetime) -> int:
+        """Forget the member's use of their quota in the last day; returns how many units."""
+        ...
+
+    async def strikes(self, guild_id: int, user_id: int, since: datetime) -> list[Strike]:
+        """The member's strikes since a time, oldest first."""
+        ...
+
+    async def add_strike(self, strike: Strike) -> None:
+        """Record a strike that did not come from a reserved job."""
+        ...
+
+    async def record(self, entry: AuditEntry) -> AuditEntry:
+        """Append to the audit log; returns the entry with its id."""
+        ...
+
+    async def audit(self, guild_id: int, *, limit: int = 20) -> list[AuditEntry]:
+        """The newest audit entries, newest first."""
+        ...
+
+    async def report(
+        self, guild_id: int, since: datetime, until: datetime, *, user_id: int = 0
+    ) -> UsageReport:
+        """Use over a period, for the server or one member."""
+        ...
+
+    async def recent_failures(self, guild_id: int, *, limit: int = 5) -> list[int]:
+        """Ids of the server's most recently failed jobs, newest first."""
+        ...
+
+
+class AuditObserver(Protocol):
+    """Shows audit entries to moderators (the log channel). Must not raise."""
+
+    async def recorded(self, entry: AuditEntry) -> None:
+        """An entry was written to the audit log."""
         ...

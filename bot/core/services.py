@@ -90,9 +90,29 @@ class Submitter:
             lambda j: dataclasses.replace(j, route=dataclasses.replace(j.route, **route_fields)),
         )
 
-    async def _record(self, job: Job) -> Job:
+    async def _record(self, job: Job, ticket: Ticket | None = None) -> Job:
+        """Write the new job to the ledger; with a ticket, reserve its quota at the gate (a
+        refusal fails the recorded job, which then has nothing to post, and is raised)."""
         now = self.clock.now()
-        return await self.ledger.repo.add(dataclasses.replace(job, created_at=now, updated_at=now))
+        job = await self.ledger.repo.add(dataclasses.replace(job, created_at=now, updated_at=now))
+        if ticket is not None:
+            try:
+                await self.gate.admit(dataclasses.replace(ticket, job_id=job.id))
+            except Refused as exc:
+                reason = f"Refused by moderation: {exc.member_message}"
+                await self.ledger.update(
+                    job.id,
+                    lambda j: dataclasses.replace(
+                        j,
+                        status=JobStatus.FAILED,
+                        fail_reason=reason,
+                        finished_at=self.clock.now(),
+                        updated_at=self.clock.now(),
+                        post_state=PostState.POSTED,
+                    ),
+                )
+                raise
+        return job
 
     async def _send(self, job: Job, call: Callable[[str], Awaitable[Submission]]) -> Job:
         """Call the API for a recorded job and record the answer.
@@ -148,11 +168,20 @@ class ImagineService(Submitter):
     """/imagine, /describe and /blend."""
 
     async def submit(
-        self, route: Route, mode: Mode, prompt: str, images: Sequence[ReferenceImage] = ()
+        self,
+        route: Route,
+        mode: Mode,
+        prompt: str,
+        images: Sequence[ReferenceImage] = (),
+        *,
+        ticket: Ticket | None = None,
     ) -> Job:
-        """Submit an /imagine. Returns the accepted job (stored with its task id)."""
+        """Submit an /imagine. Returns the accepted job (stored with its task id).
+
+        With the member's ticket, the job's quota is reserved at the gate before the API call.
+        """
         job = await self._record(
-            Job(id=0, route=route, mode=mode, prompt=prompt, reference_count=len(images))
+            Job(id=0, route=route, mode=mode, prompt=prompt, reference_count=len(images)), ticket
         )
 
         async def call(state: str) -> Submission:
@@ -271,7 +300,8 @@ class ActionService(Submitter):
                     action=action_of(button.custom_id),
                     parent_job_id=parent.id,
                     custom_id=button.custom_id,
-                )
+                ),
+                ticket,
             )
         parent_task = parent.task_id or ""
 

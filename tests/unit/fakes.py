@@ -6,7 +6,7 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import ApiError
+from bot.core.errors import ApiError, Refused
 from bot.core.jobs import Job, JobStatus, Mode, PostState, ReferenceImage, Submission, TaskSnapshot
 from bot.core.ports import ImagineRequest, Ticket
 
@@ -115,9 +115,12 @@ class RecordingGate:
     def __init__(self) -> None:
         self.admitted: list[Ticket] = []
         self.settled: list[tuple[int, JobStatus]] = []
+        self.refuse_reservations = ""  # a member sentence: refuse every ticket with a job id
 
     async def admit(self, ticket: Ticket) -> None:
         self.admitted.append(ticket)
+        if ticket.job_id and self.refuse_reservations:
+            raise Refused("quota", member_message=self.refuse_reservations)
 
     async def settle(self, job: Job) -> None:
         self.settled.append((job.id, job.status))

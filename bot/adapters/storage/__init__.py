@@ -2,6 +2,7 @@
 
     storage = await open_storage(settings.database_url)
     storage.jobs            # bot.core.ports.JobRepository (plus claim_post / replace)
+    storage.moderation      # bot.core.ports.ModerationRepository
     await storage.ping()    # for /healthz and `python -m bot check`
     await storage.close()
 
@@ -28,10 +29,12 @@ from bot.adapters.storage.engine import (
     safe_url,
 )
 from bot.adapters.storage.jobs import SqlJobRepository
+from bot.adapters.storage.moderation import SqlModerationRepository
 
 __all__ = [
     "ACCEPTED_FORMS",
     "SqlJobRepository",
+    "SqlModerationRepository",
     "Storage",
     "StorageError",
     "database_url",
@@ -50,6 +53,7 @@ class Storage:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.jobs = SqlJobRepository(engine)
+        self.moderation = SqlModerationRepository(engine)
 
     @property
     def url(self) -> str:

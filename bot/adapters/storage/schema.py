@@ -105,3 +105,123 @@ jobs = Table(
     Index(None, "status"),
     Index(None, "post_state"),
 )
+
+
+# --- moderation (revision 0002) ----------------------------------------------------------------
+
+# One row per server that has settings. `serial` is bumped by every quota reservation: the
+# update takes the row's lock, which serialises reservations per server on both backends.
+mod_settings = Table(
+    "mod_settings",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("per_day", Integer, nullable=True),
+    Column("per_hour", Integer, nullable=True),
+    Column("server_per_day", Integer, nullable=True),
+    Column("cooldown_s", Integer, nullable=False),
+    Column("member_in_flight", Integer, nullable=True),
+    Column("server_in_flight", Integer, nullable=True),
+    Column("strike_limit", Integer, nullable=False),
+    Column("strike_window_s", Integer, nullable=False),
+    Column("strike_ban_s", Integer, nullable=False),
+    # Comma-separated channel ids; empty means every channel.
+    Column("allowed_channels", Text, nullable=False),
+    Column("default_mode", String(32), nullable=False),
+    Column("log_channel_id", BigInteger, nullable=False),
+    Column("moderator_role_id", BigInteger, nullable=False),
+    Column("serial", Integer, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=True),
+)
+
+mod_role_limits = Table(
+    "mod_role_limits",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("role_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("per_day", Integer, nullable=True),
+    Column("per_hour", Integer, nullable=True),
+)
+
+mod_bans = Table(
+    "mod_bans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("by_id", BigInteger, nullable=False),  # 0: an automatic ban after strikes
+    Column("at", UTCDateTime, nullable=False),
+    Column("until", UTCDateTime, nullable=True),  # NULL: until lifted
+    Column("lifted_at", UTCDateTime, nullable=True),
+    Index(None, "guild_id", "user_id"),
+)
+
+mod_terms = Table(
+    "mod_terms",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("text", String(200), nullable=False),
+    Column("by_id", BigInteger, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("guild_id", "kind", "text"),
+)
+
+# The usage ledger: one row per job that passed the gate. `charge` says how it is paid
+# (core.moderation.Charge) and `outcome` how it ended; `settled_at` makes settling happen once.
+mod_usage = Table(
+    "mod_usage",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Column("job_id", Integer, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("charge", String(16), nullable=False),
+    Column("outcome", String(16), nullable=False),
+    Column("settled_at", UTCDateTime, nullable=True),
+    UniqueConstraint("job_id"),
+    Index(None, "guild_id", "at"),
+    Index(None, "guild_id", "user_id", "at"),
+)
+
+mod_credits = Table(
+    "mod_credits",
+    metadata,
+    Column("guild_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("credits", Integer, nullable=False),
+)
+
+mod_strikes = Table(
+    "mod_strikes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=False),
+    Column("job_id", Integer, nullable=True),  # NULL: not from a job
+    Column("reason", Text, nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    UniqueConstraint("job_id"),
+    Index(None, "guild_id", "user_id", "at"),
+)
+
+mod_audit = Table(
+    "mod_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("guild_id", BigInteger, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor_id", BigInteger, nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("mode", String(32), nullable=False),
+    Column("job_id", Integer, nullable=False),
+    Column("channel_id", BigInteger, nullable=False),
+    Index(None, "guild_id", "at"),
+)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -34,12 +35,14 @@ class ImagineCog(commands.Cog):
         *,
         max_reference_bytes: int,
         default_mode: Mode = Mode.MID_JOURNEY,
+        server_modes: Callable[[int], Awaitable[Mode]] | None = None,
     ) -> None:
         self.service = service
         self.files = files
         self.presenter = presenter
         self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
+        self.server_modes = server_modes  # the server's default mode (moderators set it)
 
     @app_commands.command(name="imagine")
     @app_commands.describe(
@@ -64,7 +67,10 @@ class ImagineCog(commands.Cog):
         if interaction.guild_id:
             self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         chosen = Mode(mode.value) if mode else self.default_mode
-        await self.service.admit(ticket_for(interaction, prompt))
+        if mode is None and self.server_modes is not None and interaction.guild_id:
+            chosen = await self.server_modes(interaction.guild_id)
+        ticket = ticket_for(interaction, prompt)
+        await self.service.admit(ticket)
         attachments = [("image1", image1), ("image2", image2), ("image3", image3)]
         given = [(o, a) for o, a in attachments if a is not None]
         images = await read_images(self.files, given, self.max_reference_bytes)
@@ -73,5 +79,5 @@ class ImagineCog(commands.Cog):
             channel_id=interaction.channel_id or 0,
             requester_id=interaction.user.id,
         )
-        job = await self.service.submit(route, chosen, prompt, images)
+        job = await self.service.submit(route, chosen, prompt, images, ticket=ticket)
         await show_new_job(interaction, job, self.service)

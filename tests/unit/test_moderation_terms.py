@@ -1,0 +1,168 @@
+"""The banned-term matcher: whole words, case and accents, patterns and their guard (examples and
+properties)."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from bot.core.moderation import (
+    MAX_SCAN,
+    BadTerm,
+    Term,
+    TermKind,
+    TermMatcher,
+    check_term,
+    check_terms,
+    fold,
+)
+
+
+def matcher(*words: str, patterns: tuple[str, ...] = ()) -> TermMatcher:
+    terms = [check_term(TermKind.WORD, w) for w in words]
+    terms += [check_term(TermKind.PATTERN, p) for p in patterns]
+    return TermMatcher(terms)
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    ["gore", "GORE", "Göre", "ＧＯＲＥ", "a gore-fest", "(gore)", "lots of gore!", "gore\nart"],
+)
+def test_a_word_matches_whatever_its_case_and_accents(prompt: str) -> None:
+    assert matcher("gore").find(prompt) is not None
+
+
+@pytest.mark.parametrize("prompt", ["gorgeous", "Gregory", "gored", "ungore", "g o r e", "go_re"])
+def test_a_word_matches_only_whole_words(prompt: str) -> None:
+    assert matcher("gore").find(prompt) is None
+
+
+def test_a_phrase_matches_with_any_spacing_and_an_accented_term_matches_plain_text() -> None:
+    m = matcher("blood  bath", "café")
+    assert m.find("a BLOOD\tbath scene") is not None
+    assert m.find("the cafe at night") is not None
+    assert m.find("bloodbath") is None
+
+
+def test_patterns_are_case_and_accent_insensitive_and_whole_word() -> None:
+    m = matcher(patterns=(r"n[a@]ked", r"kill\w*"))
+    assert m.find("a NÄKED statue") is not None
+    assert m.find("n@ked") is not None
+    assert m.find("killers everywhere") is not None
+    assert m.find("skill") is None
+
+
+def test_the_refusal_names_what_matched() -> None:
+    refusal = check_terms(matcher("gore"), "Some GORE, please")
+    assert refusal is not None
+    assert refusal.reason == (
+        "Your prompt contains “gore”, which this server does not allow; please rephrase it."
+    )
+    assert check_terms(matcher("gore"), "a lighthouse") is None
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(a+)+",
+        r"(a*)*b",
+        r"(\w+\s?)+$",
+        r"(a|aa)+",
+        r"(x+x+)+y",
+        r"(a)\1",
+        "a" * 101,
+        r".*.*.*x",
+        "(",
+        "",
+    ],
+)
+def test_dangerous_or_broken_patterns_are_refused_when_added(pattern: str) -> None:
+    with pytest.raises(BadTerm):
+        check_term(TermKind.PATTERN, pattern)
+
+
+def test_a_stored_pattern_that_is_no_longer_accepted_is_skipped() -> None:
+    m = TermMatcher([Term(TermKind.PATTERN, r"(a+)+b"), Term(TermKind.WORD, "gore")])
+    assert m.find("a" * 5000) is None
+    assert m.find("gore") is not None
+
+
+word_text = st.text(alphabet=st.characters(categories=["Ll", "Lu"]), min_size=2, max_size=12)
+separators = st.sampled_from([" ", ", ", "! ", "\n", " (", ") ", " - "])
+filler = st.lists(word_text, max_size=6).map(" ".join)
+
+
+def accent(text: str, data: st.DataObject) -> str:
+    """Randomly change case and add combining accents to ASCII letters."""
+    out = []
+    for c in text:
+        c = c.upper() if data.draw(st.booleans()) else c
+        if c.isascii() and c.isalpha() and data.draw(st.booleans()):
+            c = unicodedata.normalize("NFC", c + data.draw(st.sampled_from(["\u0301", "\u0308"])))
+        out.append(c)
+    return "".join(out)
+
+
+@given(
+    word=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=2, max_size=10),
+    before=filler,
+    after=filler,
+    left=separators,
+    right=separators,
+    data=st.data(),
+)
+def test_a_banned_word_is_found_in_any_prompt_that_contains_it(
+    word: str, before: str, after: str, left: str, right: str, data: st.DataObject
+) -> None:
+    prompt = f"{before}{left}{accent(word, data)}{right}{after}"
+    hit = matcher(word).find(prompt)
+    assert hit is not None and fold(hit.matched) == word
+
+
+@given(word=st.text(alphabet="abcdefghij", min_size=2, max_size=8), prompt=st.text(max_size=300))
+def test_a_prompt_without_the_word_never_matches(word: str, prompt: str) -> None:
+    assume(word not in fold(prompt))
+    assert matcher(word).find(prompt) is None
+
+
+@given(word=word_text, prompt=st.text(max_size=300))
+def test_a_match_is_always_a_whole_word_of_the_folded_prompt(word: str, prompt: str) -> None:
+    try:
+        m = matcher(word)
+    except BadTerm:
+        return
+    hit = m.find(prompt)
+    if hit is not None:
+        folded = fold(prompt)
+        assert re.search(r"(?<!\w)" + re.escape(hit.matched) + r"(?!\w)", folded)
+
+
+pattern_atoms = st.sampled_from(
+    ["a", "b", r"\w", r"\d", ".", "[ab]", "(a)", "(a|b)", r"\s", "x", "(?:ab)"]
+)
+quantifiers = st.sampled_from(["", "", "*", "+", "?", "{2,5}", "{1,}"])
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    parts=st.lists(st.tuples(pattern_atoms, quantifiers), min_size=1, max_size=6),
+    wrap=st.sampled_from(["{}", "({})", "({})+", "({})*", "(?:{}){{2,}}"]),
+    text=st.sampled_from(["a" * MAX_SCAN, "ab " * 2000, "a1" * 3000, "x" * 5999 + "!"]),
+)
+def test_every_accepted_pattern_matches_a_worst_case_prompt_quickly(
+    parts: list[tuple[str, str]], wrap: str, text: str
+) -> None:
+    pattern = wrap.format("".join(a + q for a, q in parts))
+    try:
+        term = check_term(TermKind.PATTERN, pattern)
+    except BadTerm:
+        return
+    m = TermMatcher([term])
+    start = time.perf_counter()
+    m.find(text)
+    assert time.perf_counter() - start < 0.5, f"{pattern!r} took too long"
