@@ -55,6 +55,7 @@ class Application:
         self.api: MjClient | None = None
         self.bot: MjcordBot | None = None
         self.tracker: Tracker | None = None
+        self.presenter: DiscordPresenter | None = None
         self.web: WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -79,7 +80,9 @@ class Application:
         self.bot = bot = MjcordBot(
             dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
         )
-        presenter = DiscordPresenter(bot, files, min_edit_interval=self._min_edit_interval)
+        self.presenter = presenter = DiscordPresenter(
+            bot, files, min_edit_interval=self._min_edit_interval
+        )
         # The one notifyHook URL every submit sends (None: callbacks off, polling only).
         notify_hook = s.callback_url
         service = ImagineService(self.api, ledger, gate, clock, notify_hook=notify_hook)
@@ -131,6 +134,8 @@ class Application:
         """Stop in reverse order of start. Safe to call twice."""
         for task in reversed(self._tasks[1:]):
             task.cancel()
+        if self.presenter is not None:
+            await self.presenter.close()
         if self.bot is not None and not self.bot.is_closed():
             await self.bot.close()
         for task in self._tasks:

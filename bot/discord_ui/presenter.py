@@ -5,7 +5,10 @@ minutes; jobs can take longer). Implements the core `JobObserver` port.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
 import io
+import itertools
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,19 +28,42 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 HISTORY_LOOKBACK = 50
 
 
+#: Status edits in flight at once.
+EDIT_CONCURRENCY = 8
+
+
 class DiscordPresenter:
-    """Edits status messages (at most one edit per job per `min_edit_interval` seconds; later
-    updates inside the interval are coalesced into one) and posts finished jobs exactly once."""
+    """Edits status messages and posts finished jobs exactly once, within one Discord budget.
+
+    Every REST call goes through `EditBudget` (the bot's global rate and each channel's). A
+    finish post always goes, waiting only for the budget itself; a status edit goes only when
+    the budget has room above a reserve kept for finish posts. Status edits wait in a queue that
+    holds one entry per job: a newer state replaces the waiting one (intermediate progress is
+    dropped), and a job is edited at most once per `min_edit_interval` seconds.
+    """
 
     def __init__(
-        self, bot: discord.Client, files: ImageFiles, *, min_edit_interval: float = 3.0
+        self,
+        bot: discord.Client,
+        files: ImageFiles,
+        *,
+        min_edit_interval: float = 3.0,
+        budget: EditBudget | None = None,
     ) -> None:
         self._bot = bot
         self._files = files
         self._interval = min_edit_interval
+        self.budget = budget or EditBudget()
         self._last_edit: dict[int, float] = {}
-        self._pending: dict[int, Job] = {}
-        self._timers: dict[int, asyncio.Task[None]] = {}
+        self._pending: dict[int, Job] = {}  # job id → the newest state waiting to be shown
+        self._queue: list[tuple[float, int, int]] = []  # (not before, seq, job id), a heap
+        self._seq = itertools.count()
+        self._pump: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+        self._edits = asyncio.Semaphore(EDIT_CONCURRENCY)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        #: REST calls made, by kind (progress edits, finish calls); dropped = coalesced states.
+        self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
         #: Upload limits Discord reported per guild in recent interactions (authoritative).
@@ -46,28 +72,66 @@ class DiscordPresenter:
     # --- progress ---------------------------------------------------------------------------
 
     async def show_progress(self, job: Job) -> None:
-        """Edit the status message now, or once the job's edit interval has passed."""
+        """Queue an edit of the status message; it replaces one still waiting for this job."""
         if not job.route.status_message_id:
             return
-        now = time.monotonic()
-        last = self._last_edit.get(job.id)
-        if last is None or now - last >= self._interval:
-            await self._edit_status(job)
+        if job.id in self._pending:
+            self._pending[job.id] = job
+            self.counts["coalesced"] += 1
             return
         self._pending[job.id] = job
-        if job.id not in self._timers:
-            delay = last + self._interval - now
-            self._timers[job.id] = asyncio.create_task(self._edit_later(job.id, delay))
+        not_before = self._last_edit.get(job.id, float("-inf")) + self._interval
+        heapq.heappush(self._queue, (not_before, next(self._seq), job.id))
+        self._kick.set()
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._run_pump())
 
-    async def _edit_later(self, job_id: int, delay: float) -> None:
-        await asyncio.sleep(delay)
-        self._timers.pop(job_id, None)
-        job = self._pending.pop(job_id, None)
-        if job is not None:
+    async def _run_pump(self) -> None:
+        """Send queued status edits, earliest due first, while the budget has room for them."""
+        while self._queue:
+            not_before, _, job_id = self._queue[0]
+            now = time.monotonic()
+            wait = max(not_before - now, self.budget.progress_wait(now))
+            if wait <= 0:
+                job = self._pending[job_id]
+                channel_wait = self.budget.channel_wait(job.route.post_channel_id, now)
+                if channel_wait > 0:  # this thread is busy: let other jobs go first
+                    heapq.heapreplace(self._queue, (now + channel_wait, next(self._seq), job_id))
+                    continue
+                heapq.heappop(self._queue)
+                del self._pending[job_id]
+                self.budget.take(job.route.post_channel_id, now)
+                self._last_edit[job.id] = now
+                await self._edits.acquire()
+                task = asyncio.create_task(self._edit_safely(job))
+                self._in_flight.add(task)
+                task.add_done_callback(self._edit_done)
+                continue
+            self._kick.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._kick.wait(), min(wait, 1.0))
+
+    def _edit_done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._edits.release()
+
+    async def _edit_safely(self, job: Job) -> None:
+        try:
             await self._edit_status(job)
+        except Exception:
+            log.exception("job %s: status edit failed", job.id)
+
+    async def close(self) -> None:
+        """Stop sending queued status edits (at shutdown; finish posts are the tracker's)."""
+        tasks = [t for t in (self._pump, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     async def _edit_status(self, job: Job) -> None:
-        self._last_edit[job.id] = time.monotonic()
+        self.counts["edits"] += 1
+        if job.finished:
+            self._last_edit.pop(job.id, None)  # the last edit of this job
         channel = self._bot.get_partial_messageable(
             job.route.post_channel_id, guild_id=job.route.guild_id
         )
@@ -149,6 +213,7 @@ class DiscordPresenter:
             kwargs["view"] = result_view(job)
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
+            await self._finish_slot(place)
             try:
                 if file is not None:
                     file.reset()
@@ -174,6 +239,7 @@ class DiscordPresenter:
         me = self._bot.user.id if self._bot.user else 0
         for place in {job.route.post_channel_id, job.route.channel_id}:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
+            await self._finish_slot(place)
             after = discord.Object(job.route.status_message_id or job.route.reply_message_id or 0)
             try:
                 async for message in channel.history(limit=HISTORY_LOOKBACK, after=after):
@@ -182,6 +248,13 @@ class DiscordPresenter:
             except discord.HTTPException as exc:
                 log.warning("job %s: cannot read %s to look for its post: %s", job.id, place, exc)
         return 0
+
+    async def _finish_slot(self, channel_id: int) -> None:
+        """Wait for the budget to allow one finish call (never skipped, only delayed)."""
+        self.counts["finish_calls"] += 1
+        delay = self.budget.take_finish(channel_id, time.monotonic())
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     def _upload_limit(self, guild_id: int) -> int:
         if guild_id in self.upload_limits:
@@ -192,3 +265,68 @@ class DiscordPresenter:
 
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
+
+
+class EditBudget:
+    """Discord's request limits as token buckets: one for the bot (about 50 requests a second
+    are allowed; `rate` stays under it) and one per channel (a few messages per few seconds).
+
+    Finish calls always take their token, going into debt if need be, and are told how long to
+    wait for it (`take_finish`): they are delayed, never refused. Progress edits ask first
+    (`progress_wait`, `channel_wait`) and go only when a token is left above `reserve`, so a
+    finish arriving under load finds one waiting. Pure: time is passed in.
+    """
+
+    def __init__(
+        self,
+        *,
+        rate: float = 40.0,
+        burst: float = 20.0,
+        reserve: float = 5.0,
+        channel_rate: float = 1.0,
+        channel_burst: float = 5.0,
+        channel_reserve: float = 1.0,
+        start: float | None = None,
+    ) -> None:
+        self.rate, self.burst, self.reserve = rate, burst, reserve
+        self.channel_rate, self.channel_burst = channel_rate, channel_burst
+        self.channel_reserve = channel_reserve
+        self._level = burst
+        self._at = time.monotonic() if start is None else start
+        self._channels: dict[int, tuple[float, float]] = {}  # id → (level, at)
+        self._tidy_above = 1000
+
+    def progress_wait(self, now: float) -> float:
+        """Seconds until the bot-wide bucket has a token above the reserve (0: now)."""
+        level = self._global(now)
+        return max(0.0, (1 + self.reserve - level) / self.rate)
+
+    def channel_wait(self, channel_id: int, now: float) -> float:
+        """Seconds until this channel's bucket has a token above its reserve (0: now)."""
+        level = self._channel(channel_id, now)
+        return max(0.0, (1 + self.channel_reserve - level) / self.channel_rate)
+
+    def take(self, channel_id: int, now: float) -> None:
+        """Spend one token of each bucket (after the waits above said 0)."""
+        self._level = self._global(now) - 1
+        self._at = now
+        self._channels[channel_id] = (self._channel(channel_id, now) - 1, now)
+        if len(self._channels) > self._tidy_above:
+            # Threads come and go: drop buckets that have refilled (they equal a fresh one).
+            full = [c for c in self._channels if self._channel(c, now) >= self.channel_burst]
+            for idle in full:
+                del self._channels[idle]
+            self._tidy_above = max(1000, 2 * len(self._channels))
+
+    def take_finish(self, channel_id: int, now: float) -> float:
+        """Spend one token of each bucket, into debt if need be; the seconds to wait first."""
+        self.take(channel_id, now)
+        level = self._channels[channel_id][0]
+        return max(0.0, -self._level / self.rate, -level / self.channel_rate)
+
+    def _global(self, now: float) -> float:
+        return min(self.burst, self._level + (now - self._at) * self.rate)
+
+    def _channel(self, channel_id: int, now: float) -> float:
+        level, at = self._channels.get(channel_id, (self.channel_burst, now))
+        return min(self.channel_burst, level + (now - at) * self.channel_rate)

@@ -1,0 +1,193 @@
+"""The Discord budget shared by all jobs: the pure token buckets, and the presenter under load
+with a small hand-written fake of the discord.py objects it calls."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from bot.core.jobs import Job, JobStatus, Mode, Route
+from bot.discord_ui.presenter import DiscordPresenter, EditBudget
+
+# --- the buckets -----------------------------------------------------------------------------
+
+
+def test_progress_stops_at_the_reserve_while_finishes_still_go_at_once() -> None:
+    budget = EditBudget(rate=10, burst=5, reserve=2, channel_burst=100, start=0.0)
+    sent = 0
+    while budget.progress_wait(0.0) == 0:
+        budget.take(sent, 0.0)
+        sent += 1
+    assert sent == 3  # burst 5 minus the reserve of 2
+    assert budget.take_finish(1, 0.0) == 0.0 and budget.take_finish(2, 0.0) == 0.0
+    # Beyond the reserve a finish is delayed by the refill time, never refused.
+    assert budget.take_finish(3, 0.0) == pytest.approx(0.1)
+    assert budget.take_finish(4, 0.0) == pytest.approx(0.2)
+    # Progress waits until the finish debt is repaid and the reserve refilled.
+    assert budget.progress_wait(0.0) == pytest.approx((1 + 2 + 2) / 10)
+
+
+def test_a_busy_channel_holds_back_only_its_own_progress() -> None:
+    budget = EditBudget(rate=100, burst=100, channel_rate=1, channel_burst=5, start=0.0)
+    for _ in range(4):
+        assert budget.channel_wait(7, 0.0) == 0
+        budget.take(7, 0.0)
+    assert budget.channel_wait(7, 0.0) == pytest.approx(1.0)  # its reserve is for the finish
+    assert budget.channel_wait(8, 0.0) == 0
+    assert budget.take_finish(7, 0.0) == 0.0  # the finish takes the reserved token
+    assert budget.take_finish(7, 0.0) == pytest.approx(1.0)
+    assert budget.channel_wait(7, 5.0) == 0  # refilled
+
+
+def test_refilled_channel_buckets_are_forgotten() -> None:
+    budget = EditBudget(rate=1e6, burst=1e6, start=0.0)
+    for channel in range(3000):
+        budget.take(channel, 0.0)
+    for channel in range(3000, 5000):  # later, other threads
+        budget.take(channel, 100.0)
+    assert 0 not in budget._channels and len(budget._channels) <= 2000
+
+
+# --- the presenter under load ------------------------------------------------------------------
+
+
+@dataclass
+class Call:
+    kind: str  # "edit" or "send"
+    channel: int
+    job: int
+    content: str
+    at: float = field(default_factory=time.monotonic)
+
+
+class FakeDiscord:
+    """What DiscordPresenter calls on discord.py: partial channels and messages. Each call is
+    recorded with its time and takes `latency` seconds."""
+
+    def __init__(self, latency: float = 0.001) -> None:
+        self.calls: list[Call] = []
+        self.latency = latency
+        self.user = None
+        self._ids = iter(range(10_000, 10**9))
+
+    def get_partial_messageable(self, channel_id: int, *, guild_id: int) -> FakeChannel:
+        return FakeChannel(self, channel_id)
+
+    def get_guild(self, guild_id: int) -> None:
+        return None
+
+
+class FakeChannel:
+    def __init__(self, discord: FakeDiscord, channel_id: int) -> None:
+        self.discord, self.id = discord, channel_id
+
+    def get_partial_message(self, message_id: int) -> FakeMessage:
+        return FakeMessage(self, message_id)
+
+    async def send(self, **kwargs: Any) -> Any:
+        await asyncio.sleep(self.discord.latency)
+        job = int(kwargs["nonce"].removeprefix("mjcord-"))
+        self.discord.calls.append(Call("send", self.id, job, kwargs["content"]))
+        return type("Sent", (), {"id": next(self.discord._ids)})()
+
+
+class FakeMessage:
+    def __init__(self, channel: FakeChannel, message_id: int) -> None:
+        self.channel, self.id = channel, message_id
+
+    async def edit(self, **kwargs: Any) -> None:
+        await asyncio.sleep(self.channel.discord.latency)
+        job = self.id - 500_000
+        self.channel.discord.calls.append(Call("edit", self.channel.id, job, kwargs["content"]))
+
+
+class NoFiles:
+    async def fetch_reference(self, url: str, max_bytes: int) -> bytes:
+        raise AssertionError("not used")
+
+    async def download(self, url: str) -> bytes:
+        raise AssertionError("not used")
+
+    async def fit(self, data: bytes, max_bytes: int) -> bytes | None:
+        raise AssertionError("not used")
+
+
+def job(n: int, status: JobStatus = JobStatus.IN_PROGRESS, progress: int = 0) -> Job:
+    route = Route(
+        guild_id=1,
+        channel_id=2,
+        requester_id=3,
+        thread_id=1_000 + n,  # one thread per job, as /imagine makes
+        status_message_id=500_000 + n,
+    )
+    return Job(
+        id=n,
+        route=route,
+        mode=Mode.MID_JOURNEY,
+        prompt=f"job {n}",
+        task_id=str(1730621718151000 + n),
+        status=status,
+        progress=progress,
+        fail_reason="over" if status is JobStatus.FAILED else "",
+    )
+
+
+def presenter(discord: FakeDiscord, budget: EditBudget) -> DiscordPresenter:
+    return DiscordPresenter(discord, NoFiles(), min_edit_interval=0.2, budget=budget)  # type: ignore[arg-type]
+
+
+async def test_under_load_progress_is_coalesced_and_finishes_are_not_held_back() -> None:
+    discord = FakeDiscord()
+    budget = EditBudget(rate=200, burst=20, reserve=5)
+    shown = presenter(discord, budget)
+    jobs = 400
+    try:
+        for step in (15, 31, 46, 62, 78):  # five progress states for each of 400 jobs
+            for n in range(1, jobs + 1):
+                await shown.show_progress(job(n, progress=step))
+        await asyncio.sleep(0.3)  # the pump is busy: far more edits are due than the budget
+        asked = time.monotonic()
+        finishing = [job(n, JobStatus.FAILED) for n in range(1, 31)]
+        ids = await asyncio.gather(*(shown.post_finish(j) for j in finishing))
+        finish_time = time.monotonic() - asked
+
+        sends = [c for c in discord.calls if c.kind == "send"]
+        assert len(sends) == 30 and all(ids)  # every finish posted, none dropped
+        # 30 finishes need 30 tokens: 5 from the reserve, the rest at 200/s, whatever the
+        # backlog of progress edits.
+        assert finish_time < 0.25 + 0.1
+        assert shown.counts["coalesced"] > 0
+        # Every REST call, edits and posts together, stayed within the one budget.
+        times = sorted(c.at for c in discord.calls)
+        for i, t in enumerate(times):
+            window = [x for x in times[i:] if x - t <= 0.5]
+            assert len(window) <= 20 + 200 * 0.5 + 2
+    finally:
+        await shown.close()
+
+
+async def test_every_job_ends_showing_its_newest_state() -> None:
+    discord = FakeDiscord()
+    shown = presenter(discord, EditBudget(rate=1000, burst=50, reserve=5))
+    try:
+        for step in (15, 31, 46, 62, 78, 93):
+            for n in range(1, 51):
+                await shown.show_progress(job(n, progress=step))
+        await shown.show_progress(job(7, JobStatus.SUCCEEDED, 100))
+
+        def last_edit(n: int) -> str:
+            return [c.content for c in discord.calls if c.kind == "edit" and c.job == n][-1]
+
+        assert shown._pump is not None
+        await asyncio.wait_for(shown._pump, 5)  # it ends when the queue is empty
+        await asyncio.gather(*shown._in_flight)
+        assert "93%" in last_edit(1) and "93%" in last_edit(50)
+        assert "93%" not in last_edit(7)  # replaced by its finish state
+        edits_per_job = len([c for c in discord.calls if c.kind == "edit"]) / 50
+        assert edits_per_job < 6  # six states each: some were coalesced away
+    finally:
+        await shown.close()
