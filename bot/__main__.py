@@ -42,7 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from bot import app  # after logging is configured
 
     if args.command == "check":
-        return 0 if asyncio.run(app.check(settings)) else 1
+        from bot.check import run_checks
+
+        return 0 if asyncio.run(run_checks(settings)) else 1
     try:
         asyncio.run(app.run(settings))
     except KeyboardInterrupt:

@@ -32,6 +32,7 @@ _HIDDEN = (
     "MJ::JOB::animate",
 )
 
+_ZOOM_FLAG = re.compile(r"\s*--zoom\s+\S+")
 _NUMBERED = re.compile(r"(?:^|\n)\s*(?:[1-9]\ufe0f?\u20e3|[1-9][.)])\s*")
 
 
@@ -50,10 +51,19 @@ def needs_prompt(custom_id: str) -> bool:
     return custom_id.startswith("MJ::CustomZoom::")
 
 
-def zoom_prompt(prompt: str) -> str:
-    """The prompt pre-filled for Custom Zoom: the job's prompt with a `--zoom` value."""
-    prompt = prompt.strip()
-    return prompt if "--zoom" in prompt else f"{prompt} --zoom 1.5".strip()
+def zoom_prompt(prompt: str, zoom: str) -> str:
+    """The Custom Zoom prompt: `prompt` with its `--zoom` set to `zoom` (a number from 1 to 2).
+
+    Raises ValueError with a member sentence when `zoom` is not such a number.
+    """
+    try:
+        value = float(zoom.strip())
+    except ValueError:
+        value = 0.0
+    if not 1.0 <= value <= 2.0:
+        raise ValueError("The zoom must be a number from 1 to 2, such as 1.5.")
+    base = _ZOOM_FLAG.sub("", prompt).strip()
+    return f"{base} --zoom {value:g}".strip()
 
 
 def describe_prompts(final_prompt: str) -> list[str]:

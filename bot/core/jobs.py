@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 
 class Mode(enum.StrEnum):
@@ -185,8 +185,8 @@ class Job:
     fail_reason: str = ""
     final_prompt: str = ""
     buttons: tuple[Button, ...] = ()
-    created_at: datetime = field(default_factory=lambda: datetime.fromtimestamp(0))
-    updated_at: datetime = field(default_factory=lambda: datetime.fromtimestamp(0))
+    created_at: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
+    updated_at: datetime = field(default_factory=lambda: datetime.fromtimestamp(0, UTC))
     finished_at: datetime | None = None
     post_state: PostState = PostState.NONE
     result_message_id: int = 0

@@ -97,6 +97,9 @@ class Tracker:
         self.observer = observer
         self.gate = gate
         self.clock = clock
+        # Jobs recorded from here on belong to this process; only older SUBMITTING jobs were
+        # interrupted by a restart.
+        self._born = clock.now()
         self.timeout = timeout
         self.interval = interval * CALLBACK_POLL_FACTOR if callbacks else interval
         self.chunk_size = chunk_size
@@ -152,8 +155,11 @@ class Tracker:
             group.create_task(self._hint_loop())
 
     async def resume(self) -> None:
-        """After a start: fail jobs whose submit was interrupted, and post every pending outcome."""
+        """After a start: fail jobs whose submit an earlier process left unfinished, and post
+        every pending outcome. A job this process is submitting right now is left alone."""
         for job in await self.ledger.repo.stuck_submitting():
+            if job.created_at >= self._born:
+                continue
             failed = await self.ledger.update(
                 job.id, lambda j: j.fail(RESTART_REASON, self.clock.now())
             )

@@ -122,7 +122,7 @@ async def test_custom_zoom_asks_for_the_prompt_in_a_modal(
     opened = await press(emu, upscale, "Custom Zoom", alice)
     await emu.wait_for(lambda: opened.modal is not None, timeout=10)
     assert "--zoom" in str(opened.modal)
-    await emu.submit_modal(opened, {"prompt": "a cat on a roof --zoom 1.8"}, user_id=alice)
+    await emu.submit_modal(opened, {"prompt": "a cat on a roof", "zoom": "1.8"}, user_id=alice)
     zoomed = await next_finish(emu, thread_id, 3)
     assert "custom zoom is ready" in zoomed["content"]
     (modal,) = sim.requests_to("/mj/submit/modal")

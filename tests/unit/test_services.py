@@ -136,3 +136,16 @@ async def test_a_stale_writer_cannot_undo_a_finish(world: tuple) -> None:
         is None
     )
     assert jobs.rows[job.id].status is JobStatus.SUCCEEDED
+
+
+async def test_resume_leaves_alone_a_submit_this_process_is_making(world: tuple) -> None:
+    from bot.core.jobs import Job
+
+    _, jobs, observer, _, clock = world
+    _, tracker = make(world)  # the tracker of a process that has just started
+    clock.advance(seconds=1)
+    mine = await jobs.add(
+        Job(id=0, route=ROUTE, mode=Mode.MID_JOURNEY, prompt="x", created_at=clock.now())
+    )
+    await tracker.resume()
+    assert jobs.rows[mine.id].status is JobStatus.SUBMITTING and observer.posts == []

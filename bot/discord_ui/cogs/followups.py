@@ -15,35 +15,53 @@ import discord
 from discord.ext import commands
 
 from bot.core.errors import Refused
-from bot.core.followups import describe_prompts, needs_prompt, zoom_prompt
-from bot.core.jobs import Job, JobStatus, Route
+from bot.core.followups import describe_prompts, zoom_prompt
+from bot.core.jobs import Route
 from bot.core.services import ActionService, ImagineService
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
 
 log = logging.getLogger(__name__)
 
-PromptHandler = Callable[[discord.Interaction[Any], str], Awaitable[None]]
+#: (interaction, prompt or "", zoom or "") → continue the job.
+PromptHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 
 
 class PromptModal(discord.ui.Modal):
-    """Asks the member for a prompt (pre-filled), then hands it on."""
+    """Asks for a new prompt (empty keeps the job's own) and, for Custom Zoom, the zoom.
 
-    def __init__(self, *, title: str, default: str, on_done: PromptHandler) -> None:
+    It is built from nothing but the button, so it can be the press's immediate answer; the
+    job's prompt is read from the ledger only once the member submits.
+    """
+
+    def __init__(self, *, title: str, zoom: bool, on_done: PromptHandler) -> None:
         super().__init__(title=title, timeout=600)
         self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label="Prompt",
+            label="New prompt (optional)",  # Discord allows 45 characters here
+            placeholder="Leave empty to keep the prompt as it is",
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
-            default=default[:4000],
+            required=False,
             max_length=4000,
         )
         self.add_item(self.prompt)
+        self.zoom: discord.ui.TextInput[PromptModal] | None = None
+        if zoom:
+            self.zoom = discord.ui.TextInput(
+                label="Zoom out by (--zoom, from 1 to 2)",
+                custom_id="zoom",
+                default="1.5",
+                max_length=4,
+            )
+            self.add_item(self.zoom)
         self._on_done = on_done
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        """Pass the prompt on."""
-        await self._on_done(interaction, self.prompt.value)
+        """Acknowledge, then pass the answers on."""
+        await interaction.response.defer()
+        await self._on_done(
+            interaction, self.prompt.value.strip(), self.zoom.value if self.zoom else ""
+        )
 
     async def on_error(  # type: ignore[override]  # discord.py's Modal narrows BaseView's hook
         self, interaction: discord.Interaction[Any], error: Exception, /
@@ -53,74 +71,70 @@ class PromptModal(discord.ui.Modal):
 
 
 class FollowUpCog(commands.Cog):
-    """Handles every press of a result's buttons; registered as the bot's button handler."""
+    """Handles every press of a result's buttons; registered as the bot's button handler.
+
+    Each press is answered first — with a modal when the button needs input, else a silent
+    acknowledgement — and only then is anything read or sent.
+    """
 
     def __init__(self, actions: ActionService, imagine: ImagineService) -> None:
         self.actions = actions
         self.imagine = imagine
 
     async def on_job_button(
-        self, interaction: discord.Interaction[Any], job_id: int, index: int
+        self, interaction: discord.Interaction[Any], job_id: int, index: int, kind: str
     ) -> None:
         """A press of button `index` under job `job_id`'s result."""
         try:
-            parent = await self.actions.ledger.repo.get(job_id)
-            if parent is not None and parent.action == "DESCRIBE":
-                await interaction.response.defer()
-                await self._imagine_described(interaction, parent, index)
-                return
-            if (
-                parent is not None
-                and 0 <= index < len(parent.buttons)
-                and needs_prompt(parent.buttons[index].custom_id)
-            ):
-                # A modal can only be the first answer to an interaction: ask before pressing.
-                await self.actions.parent_button(job_id, index, ticket_for(interaction))
-                modal = PromptModal(
-                    title="Custom zoom",
-                    default=zoom_prompt(parent.final_prompt or parent.prompt),
-                    on_done=lambda i, text: self._press(i, job_id, index, text),
+            if kind == "z":
+                await interaction.response.send_modal(
+                    PromptModal(
+                        title="Custom zoom",
+                        zoom=True,
+                        on_done=lambda i, text, zoom: self._zoom(i, job_id, index, text, zoom),
+                    )
                 )
-                await interaction.response.send_modal(modal)
                 return
             await interaction.response.defer()
-            await self._press(interaction, job_id, index, None)
+            if kind == "d":
+                await self._imagine_described(interaction, job_id, index)
+            else:
+                await self._press(interaction, job_id, index, None)
         except Exception as exc:
             await tell_error(interaction, exc)
 
     async def on_continue(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         """ "Edit prompt and continue" on a job waiting in MODAL: ask for the prompt."""
         try:
-            job = await self.actions.ledger.repo.get(job_id)
-            if job is None or job.status is not JobStatus.MODAL:
-                raise Refused(
-                    f"job {job_id} not waiting",
-                    member_message="This job is not waiting for input any more.",
+            await interaction.response.send_modal(
+                PromptModal(
+                    title="Edit the prompt",
+                    zoom=False,
+                    on_done=lambda i, text, _: self._confirm(i, job_id, text),
                 )
-            default = job.final_prompt or job.prompt
-            if needs_prompt(job.custom_id):
-                default = zoom_prompt(default)
-            modal = PromptModal(
-                title="Edit the prompt",
-                default=default,
-                on_done=lambda i, text: self._confirm(i, job_id, text),
             )
-            await interaction.response.send_modal(modal)
         except Exception as exc:
             await tell_error(interaction, exc)
 
     async def _press(
         self, interaction: discord.Interaction[Any], job_id: int, index: int, prompt: str | None
     ) -> None:
-        if not interaction.response.is_done():
-            await interaction.response.defer()
         job = await self.actions.press(job_id, index, ticket_for(interaction), prompt=prompt)
         await show_follow_up(interaction.client, job, self.actions)
 
-    async def _confirm(
-        self, interaction: discord.Interaction[Any], job_id: int, prompt: str
+    async def _zoom(
+        self, interaction: discord.Interaction[Any], job_id: int, index: int, text: str, zoom: str
     ) -> None:
-        await interaction.response.defer()
+        parent = await self.actions.parent_button(job_id, index, ticket_for(interaction))
+        try:
+            prompt = zoom_prompt(text or parent.final_prompt or parent.prompt, zoom)
+        except ValueError as exc:
+            raise Refused(f"zoom {zoom!r}", member_message=str(exc)) from None
+        await self._press(interaction, job_id, index, prompt)
+
+    async def _confirm(self, interaction: discord.Interaction[Any], job_id: int, text: str) -> None:
+        job = await self.actions.ledger.repo.get(job_id)
+        prompt = text or (job.final_prompt or job.prompt if job else "")
         await self.actions.confirm(job_id, prompt, ticket_for(interaction, prompt))
         if interaction.message is not None:
             try:  # the continue button has done its work
@@ -129,8 +143,13 @@ class FollowUpCog(commands.Cog):
                 log.info("job %s: could not remove the continue button: %s", job_id, exc)
 
     async def _imagine_described(
-        self, interaction: discord.Interaction[Any], parent: Job, index: int
+        self, interaction: discord.Interaction[Any], job_id: int, index: int
     ) -> None:
+        parent = await self.actions.ledger.repo.get(job_id)
+        if parent is None or parent.action != "DESCRIBE":
+            raise Refused(
+                f"no describe {job_id}", member_message="This button is no longer available."
+            )
         prompts = describe_prompts(parent.final_prompt)
         ticket = ticket_for(interaction)
         if not 0 <= index < len(prompts):
