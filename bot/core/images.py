@@ -72,8 +72,7 @@ def _is_complete(mime: str, data: bytes) -> bool:
     descriptor and trailer). Trailing bytes after the end marker are allowed; some tools add them.
     """
     if mime == "image/png":
-        # signature (8) + IHDR length (4) + "IHDR" (4) + 13 data bytes + CRC (4) = 33
-        return len(data) >= 33 and data[12:16] == b"IHDR" and data.find(b"IEND", 33) != -1
+        return data[12:16] == b"IHDR" and _png_reaches_iend(data)
     if mime == "image/jpeg":
         return len(data) >= 4 and data.find(b"\xff\xd9", 3) != -1
     if mime == "image/webp":
@@ -83,6 +82,23 @@ def _is_complete(mime: str, data: bytes) -> bool:
     if mime == "image/gif":
         # header (6) + logical screen descriptor (7), then blocks ending with the 0x3B trailer.
         return len(data) >= 14 and data.rstrip(b"\x00").endswith(b";")
+    return False
+
+
+def _png_reaches_iend(data: bytes) -> bool:
+    """Walk the PNG's chunks (length, type, data, CRC) to a whole IEND chunk.
+
+    Searching for the bytes "IEND" is not enough: compressed pixel data can contain them.
+    """
+    pos = 8
+    while pos + 12 <= len(data):
+        length = int.from_bytes(data[pos : pos + 4], "big")
+        end = pos + 12 + length
+        if end > len(data):
+            return False
+        if data[pos + 4 : pos + 8] == b"IEND":
+            return True
+        pos = end
     return False
 
 

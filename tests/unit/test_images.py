@@ -254,3 +254,10 @@ def test_data_uri_round_trips(item: tuple[str, bytes], option: str) -> None:
     assert base64.b64decode(payload, validate=True) == data
     # Java proxies require a lower-case type/subtype of [a-z0-9-] (mj-api.md §6).
     assert re.fullmatch(r"data:[a-z\-0-9]+/[a-z\-0-9]+;base64,[A-Za-z0-9+/]*={0,2}", uri)
+
+
+def test_a_cut_png_whose_pixels_contain_the_bytes_iend_is_still_incomplete() -> None:
+    png = make_png(b"IEND" * 8)
+    with pytest.raises(ImageRejected) as err:
+        check_reference("image1", "cut.png", png[:47], max_bytes=LIMIT)
+    assert "incomplete" in err.value.member_message
