@@ -18,13 +18,17 @@ from bot.adapters.mj_client import MjClient
 from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.errors import ApiError
+from bot.core.gate import ModerationGate, ModerationService
 from bot.core.ledger import Ledger
-from bot.core.services import ActionService, AllowAll, ImagineService, SystemClock
+from bot.core.services import ActionService, ImagineService, SystemClock
 from bot.core.tracking import Tracker
+from bot.discord_ui.audit import LogChannelMirror
 from bot.discord_ui.client import MjcordBot, point_discord_at
 from bot.discord_ui.cogs.describe import DescribeBlendCog
 from bot.discord_ui.cogs.followups import FollowUpCog
 from bot.discord_ui.cogs.imagine import ImagineCog
+from bot.discord_ui.cogs.moderation import ModerationCog, QuotaCog
+from bot.discord_ui.mod_views import thread_parent
 from bot.discord_ui.presenter import DiscordPresenter
 from bot.settings import Settings
 
@@ -56,6 +60,7 @@ class Application:
         self.bot: MjcordBot | None = None
         self.tracker: Tracker | None = None
         self.presenter: DiscordPresenter | None = None
+        self.mirror: LogChannelMirror | None = None
         self.web: WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
 
@@ -76,10 +81,18 @@ class Application:
         files = HttpImages(self.session, extra_hosts=[URL(s.discord_api_base).host or ""])
         clock = SystemClock()
         ledger = Ledger(self.storage.jobs)
-        gate = AllowAll()
         self.bot = bot = MjcordBot(
             dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
         )
+        # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
+        self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
+        gate = ModerationGate(
+            self.storage.moderation,
+            clock,
+            observer=self.mirror,
+            parent_of=lambda channel_id: thread_parent(bot, channel_id),
+        )
+        moderation = ModerationService(gate)
         self.presenter = presenter = DiscordPresenter(
             bot, files, min_edit_interval=self._min_edit_interval
         )
@@ -103,8 +116,18 @@ class Application:
             DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
         ]
         bot._initial_cogs.append(
-            ImagineCog(service, files, presenter, max_reference_bytes=s.max_reference_bytes)
+            ImagineCog(
+                service,
+                files,
+                presenter,
+                max_reference_bytes=s.max_reference_bytes,
+                server_modes=gate.default_mode,
+            )
         )
+        bot._initial_cogs += [
+            QuotaCog(moderation),
+            ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
+        ]
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
         self.web = WebServer(
             self._health,
@@ -136,6 +159,8 @@ class Application:
             task.cancel()
         if self.presenter is not None:
             await self.presenter.close()
+        if self.mirror is not None:
+            await self.mirror.close()
         if self.bot is not None and not self.bot.is_closed():
             await self.bot.close()
         for task in self._tasks:

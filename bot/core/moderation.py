@@ -24,11 +24,11 @@ from bot.core.jobs import Mode
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
 
-#: A prompt is scanned up to this many characters (prompts are at most 4,000).
-MAX_SCAN = 6000
-#: Longest banned pattern accepted, and most unbounded repeats (`*`, `+`, `{n,}`) in one.
+#: A prompt is scanned up to this many characters (/imagine takes at most 4,000).
+MAX_SCAN = 4000
+#: Longest banned pattern accepted, and the most backtracking steps its worst case may take.
 MAX_PATTERN_LENGTH = 100
-MAX_UNBOUNDED_REPEATS = 2
+PATTERN_BUDGET = 2 * 10**8
 MAX_TERM_LENGTH = 100
 
 
@@ -383,51 +383,52 @@ _parser: Any = importlib.import_module("re._parser")
 _constants: Any = importlib.import_module("re._constants")
 
 
-def _pattern_risks(nodes: Any, inside_repeat: bool) -> tuple[str | None, int]:
-    """(why the parsed pattern may backtrack catastrophically, or None; unbounded repeats)."""
-    unbounded = 0
+@dataclass
+class _Cost:
+    """What a parsed pattern may cost: open-ended repeats, and bounded repeat sizes multiplied."""
+
+    unbounded: int = 0
+    bounded: int = 1
+
+
+def _pattern_risks(nodes: Any, inside_repeat: bool, cost: _Cost) -> str | None:
+    """Why the parsed pattern may backtrack catastrophically, or None; adds up its cost."""
     for op, arg in nodes:
         name = str(op)
+        why = None
         if name in ("GROUPREF", "GROUPREF_EXISTS"):
-            return "back-references are not allowed", unbounded
+            return "back-references are not allowed"
         if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
             _low, high, sub = arg
             repeats = high == _constants.MAXREPEAT or high > 1
             if repeats and inside_repeat:
-                return "a repeat inside a repeat (like (a+)+) is not allowed", unbounded
+                return "a repeat inside a repeat (like (a+)+) is not allowed"
             if high == _constants.MAXREPEAT:
-                unbounded += 1
-            why, inner = _pattern_risks(sub, inside_repeat or repeats)
-            if why:
-                return why, unbounded
-            unbounded += inner
+                cost.unbounded += 1
+            elif high > 1:
+                cost.bounded *= high + 1
+            why = _pattern_risks(sub, inside_repeat or repeats, cost)
         elif name == "BRANCH":
             if inside_repeat:
-                return "alternatives inside a repeat (like (a|ab)*) are not allowed", unbounded
+                return "alternatives inside a repeat (like (a|ab)*) are not allowed"
             for branch in arg[1]:
-                why, inner = _pattern_risks(branch, inside_repeat)
-                if why:
-                    return why, unbounded
-                unbounded += inner
+                why = why or _pattern_risks(branch, inside_repeat, cost)
         elif name == "SUBPATTERN":
-            why, inner = _pattern_risks(arg[-1], inside_repeat)
-            if why:
-                return why, unbounded
-            unbounded += inner
+            why = _pattern_risks(arg[-1], inside_repeat, cost)
         elif name in ("ASSERT", "ASSERT_NOT", "ATOMIC_GROUP"):
-            why, inner = _pattern_risks(arg if name == "ATOMIC_GROUP" else arg[-1], inside_repeat)
-            if why:
-                return why, unbounded
-            unbounded += inner
-    return None, unbounded
+            why = _pattern_risks(arg if name == "ATOMIC_GROUP" else arg[-1], inside_repeat, cost)
+        if why:
+            return why
+    return None
 
 
 def check_term(kind: TermKind, text: str) -> Term:
     """The term as stored, or BadTerm saying why it is refused.
 
     Words are stored folded. Patterns are guarded against catastrophic backtracking: at most
-    100 characters, no back-references, no repeat or alternation inside a repeat, at most two
-    unbounded repeats; together with the bounded prompt this keeps each match fast.
+    100 characters, no back-references, no repeat or alternation inside a repeat, and an
+    estimated worst case (repeat sizes, open-ended repeats × the longest prompt scanned) within
+    `PATTERN_BUDGET` steps, which keeps each match well under a second.
     """
     text = text.strip()
     if not text:
@@ -443,9 +444,15 @@ def check_term(kind: TermKind, text: str) -> Term:
         parsed = _parser.parse(pattern, re.IGNORECASE)
     except re.error as exc:
         raise BadTerm(f"That is not a valid regular expression: {exc}.") from None
-    why, unbounded = _pattern_risks(parsed, False)
-    if why is None and unbounded > MAX_UNBOUNDED_REPEATS:
-        why = f"at most {MAX_UNBOUNDED_REPEATS} unbounded repeats (*, +) are allowed"
+    cost = _Cost()
+    why = _pattern_risks(parsed, False, cost)
+    # Worst-case backtracking steps: each open-ended repeat can try every split of the prompt,
+    # bounded ones their sizes, at every start position.
+    if why is None and cost.bounded * MAX_SCAN ** (cost.unbounded + 1) > PATTERN_BUDGET:
+        why = (
+            "use at most one open-ended repeat (*, +) and keep {n,m} repeats small "
+            "(like k{1,10} instead of k+)"
+        )
     if why is not None:
         raise BadTerm(f"That pattern could make the bot slow: {why}.")
     return Term(kind, pattern)

@@ -152,7 +152,7 @@ quantifiers = st.sampled_from(["", "", "*", "+", "?", "{2,5}", "{1,}"])
 @given(
     parts=st.lists(st.tuples(pattern_atoms, quantifiers), min_size=1, max_size=6),
     wrap=st.sampled_from(["{}", "({})", "({})+", "({})*", "(?:{}){{2,}}"]),
-    text=st.sampled_from(["a" * MAX_SCAN, "ab " * 2000, "a1" * 3000, "x" * 5999 + "!"]),
+    text=st.sampled_from(["a" * MAX_SCAN, "ab " * 1333, "a1" * 2000, "x" * (MAX_SCAN - 1) + "!"]),
 )
 def test_every_accepted_pattern_matches_a_worst_case_prompt_quickly(
     parts: list[tuple[str, str]], wrap: str, text: str

@@ -278,6 +278,10 @@ def application_payload(
     }
 
 
+def _permission_string(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def app_command_payload(
     command: dict[str, Any], command_id: int, app_id: int, version: int, guild_id: int | None
 ) -> dict[str, Any]:
@@ -289,7 +293,8 @@ def app_command_payload(
         "type": command.get("type", 1),
         "name": command["name"],
         "description": command.get("description", ""),
-        "default_member_permissions": command.get("default_member_permissions"),
+        # discord.py sends the bits as an int; Discord answers with a string (or null).
+        "default_member_permissions": _permission_string(command.get("default_member_permissions")),
         "nsfw": bool(command.get("nsfw", False)),
         "integration_types": command.get("integration_types") or [0],
         "contexts": command.get("contexts"),
