@@ -190,7 +190,9 @@ class ImagineService(Submitter):
 
         return await self._send(job, call)
 
-    async def describe(self, route: Route, mode: Mode, image: ReferenceImage) -> Job:
+    async def describe(
+        self, route: Route, mode: Mode, image: ReferenceImage, *, ticket: Ticket | None = None
+    ) -> Job:
         """Submit a /describe of one image (the result is four prompts)."""
         job = await self._record(
             Job(
@@ -200,7 +202,8 @@ class ImagineService(Submitter):
                 prompt=f"Describe {image.filename}",
                 action="DESCRIBE",
                 reference_count=1,
-            )
+            ),
+            ticket,
         )
         return await self._send(
             job,
@@ -208,7 +211,13 @@ class ImagineService(Submitter):
         )
 
     async def blend(
-        self, route: Route, mode: Mode, images: Sequence[ReferenceImage], dimensions: str
+        self,
+        route: Route,
+        mode: Mode,
+        images: Sequence[ReferenceImage],
+        dimensions: str,
+        *,
+        ticket: Ticket | None = None,
     ) -> Job:
         """Submit a /blend of 2–5 images. Fewer or more are refused before any API call."""
         if not 2 <= len(images) <= 5:
@@ -224,7 +233,8 @@ class ImagineService(Submitter):
                 prompt=f"Blend of {len(images)} images ({dimensions.lower()})",
                 action="BLEND",
                 reference_count=len(images),
-            )
+            ),
+            ticket,
         )
         return await self._send(
             job,
