@@ -33,6 +33,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python -m bench.interaction_latency
 	$(BIN)/python -m bench.job_cost
+	$(BIN)/python -m bench.tracking_scale
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -253,6 +253,26 @@ class MjProxySimulator:
         """End the task with FAILURE and `reason` now."""
         self._book.fail(self.tasks[task_id], reason)
 
+    def seed_running(
+        self, count: int, *, notify_hook: str | None = None, states: list[str] | None = None
+    ) -> list[str]:
+        """Create `count` imagine tasks already running (IN_PROGRESS 0%), as if submitted
+        earlier; for scale tests and benchmarks. `states[i]` is task i's `state`."""
+        ids = []
+        for i in range(count):
+            body: dict[str, Any] = {"prompt": f"seeded task {i}"}
+            if notify_hook and self.profile == "upstream":
+                body["notifyHook"] = notify_hook
+            if states is not None:
+                body["state"] = states[i]
+            task = self._new_task(body, None, "IMAGINE", body["prompt"], "/imagine seeded")
+            task.status, task.progress = "IN_PROGRESS", "0%"
+            task.start_time = now_ms()
+            self.tasks[task.id] = task
+            task.history.append((time.monotonic(), upstream_json(task)))
+            ids.append(task.id)
+        return ids
+
     # --- lifecycle plumbing --------------------------------------------------------------------
 
     async def _tick(self) -> None:
