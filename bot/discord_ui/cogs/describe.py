@@ -53,7 +53,9 @@ class DescribeBlendCog(commands.Cog):
         await self.service.admit(ticket_for(interaction))
         (reference,) = await read_images(self.files, [("image", image)], self.max_reference_bytes)
         chosen = Mode(mode.value) if mode else self.default_mode
-        job = await self.service.describe(_route(interaction), chosen, reference)
+        job = await self.service.describe(
+            _route(interaction), chosen, reference, ticket=ticket_for(interaction)
+        )
         await show_new_job(interaction, job, self.service)
 
     @app_commands.command(name="blend")
@@ -89,7 +91,9 @@ class DescribeBlendCog(commands.Cog):
         images = await read_images(self.files, given, self.max_reference_bytes)
         chosen = Mode(mode.value) if mode else self.default_mode
         shape = dimensions.value if dimensions else "SQUARE"
-        job = await self.service.blend(_route(interaction), chosen, images, shape)
+        job = await self.service.blend(
+            _route(interaction), chosen, images, shape, ticket=ticket_for(interaction)
+        )
         await show_new_job(interaction, job, self.service)
 
 
