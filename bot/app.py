@@ -17,7 +17,6 @@ from bot.adapters.http_images import HttpImages
 from bot.adapters.mj_client import MjClient
 from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
-from bot.core.errors import ApiError
 from bot.core.gate import ModerationGate, ModerationService
 from bot.core.ledger import Ledger
 from bot.core.services import ActionService, ImagineService, SystemClock
@@ -201,37 +200,3 @@ async def run(settings: Settings) -> None:
         await app.wait()
     finally:
         await app.stop()
-
-
-async def check(settings: Settings) -> bool:
-    """`python -m bot check`: one line per check; True when all pass."""
-    ok = True
-
-    def report(name: str, passed: bool, detail: str) -> None:
-        nonlocal ok
-        ok = ok and passed
-        print(f"{'ok  ' if passed else 'FAIL'} {name}: {detail}")
-
-    report("settings", True, "all keys valid")
-    async with aiohttp.ClientSession() as session:
-        client = MjClient(
-            settings.mj_base,
-            settings.mj_api_key.get_secret_value(),
-            auth_style=settings.mj_auth_style,
-            session=session,
-            read_timeout=10,
-        )
-        try:
-            await client.probe()
-            report("image API", True, f"{settings.mj_base} answers and accepts the key")
-        except ApiError as exc:
-            report("image API", False, f"{settings.mj_base}: {exc.detail or exc.member_message}")
-    try:
-        storage = await open_storage(settings.database_url)
-        try:
-            report("database", await storage.ping(), "reachable, migrations applied")
-        finally:
-            await storage.close()
-    except Exception as exc:
-        report("database", False, f"{type(exc).__name__}: {exc}")
-    return ok
