@@ -82,6 +82,13 @@ class ModerationGate:
             cached = self._matchers[guild_id] = TermMatcher(terms)
         return cached
 
+    async def is_moderator(self, ticket: Ticket) -> bool:
+        """Manage Server, or the server's moderator role (the one rule; see `can_moderate`)."""
+        if ticket.manage_guild:
+            return True
+        policy = await self.repo.policy(ticket.guild_id)
+        return can_moderate(policy, manage_guild=False, role_ids=ticket.role_ids)
+
     async def admit(self, ticket: Ticket) -> None:
         """Raise Refused (one sentence for the member) when the request may not go ahead.
 
@@ -254,13 +261,9 @@ class ModerationService:
         status = quota_status(policy, ticket.role_ids, usage, now)
         return describe_quota(status, refusal if isinstance(refusal, Refusal) else None)
 
-    async def is_moderator(
-        self, guild_id: int, *, manage_guild: bool, role_ids: Iterable[int]
-    ) -> bool:
+    async def is_moderator(self, ticket: Ticket) -> bool:
         """Manage Server, or the server's moderator role."""
-        if manage_guild:
-            return True
-        return can_moderate(await self.repo.policy(guild_id), manage_guild=False, role_ids=role_ids)
+        return await self.gate.is_moderator(ticket)
 
     async def policy(self, guild_id: int) -> Policy:
         """The server's settings."""

@@ -148,7 +148,8 @@ class Ticket:
     user_id: int
     role_ids: tuple[int, ...] = ()
     prompt: str = ""
-    is_moderator: bool = False
+    # The raw permission; whether the member moderates is Gate.is_moderator's rule.
+    manage_guild: bool = False
     # 0 while checking; the recorded job's id when reserving its quota (see Gate.admit).
     job_id: int = 0
 
@@ -170,6 +171,10 @@ class Gate(Protocol):
 
     async def settle(self, job: Job) -> None:
         """Account for a finished job (refund it when it failed)."""
+        ...
+
+    async def is_moderator(self, ticket: Ticket) -> bool:
+        """The one rule for who moderates a server: Manage Server, or its moderator role."""
         ...
 
 

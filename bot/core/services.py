@@ -44,6 +44,10 @@ class AllowAll:
     async def settle(self, job: Job) -> None:
         """Nothing to settle."""
 
+    async def is_moderator(self, ticket: Ticket) -> bool:
+        """Manage Server alone (no moderator role without moderation)."""
+        return ticket.manage_guild
+
 
 class AlreadyUnderWay(Refused):
     """The same button was pressed again while its job is still fresh."""
@@ -264,7 +268,7 @@ class ActionService(Submitter):
                 f"job {job_id} button {index} not available",
                 member_message="This button is no longer available.",
             )
-        if ticket.user_id != parent.route.requester_id and not ticket.is_moderator:
+        if ticket.user_id != parent.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} pressed job {job_id}'s button",
                 member_message="Only the member who asked for this image can use its buttons.",
@@ -339,7 +343,7 @@ class ActionService(Submitter):
                 f"job {job_id} not waiting for input",
                 member_message="This job is not waiting for input any more.",
             )
-        if ticket.user_id != job.route.requester_id and not ticket.is_moderator:
+        if ticket.user_id != job.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} answered job {job_id}",
                 member_message="Only the member who started this job can continue it.",

@@ -53,7 +53,7 @@ def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticke
         user_id=user.id,
         role_ids=roles,
         prompt=prompt,
-        is_moderator=interaction.permissions.manage_guild,
+        manage_guild=interaction.permissions.manage_guild,
     )
 
 

@@ -124,3 +124,6 @@ class RecordingGate:
 
     async def settle(self, job: Job) -> None:
         self.settled.append((job.id, job.status))
+
+    async def is_moderator(self, ticket: Ticket) -> bool:
+        return ticket.manage_guild

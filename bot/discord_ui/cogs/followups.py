@@ -157,7 +157,8 @@ class FollowUpCog(commands.Cog):
                 f"describe {parent.id} has no prompt {index}",
                 member_message="This button is no longer available.",
             )
-        if ticket.user_id != parent.route.requester_id and not ticket.is_moderator:
+        mine = ticket.user_id == parent.route.requester_id
+        if not mine and not await self.imagine.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} pressed describe {parent.id}",
                 member_message="Only the member who asked for these prompts can use them.",

@@ -129,11 +129,10 @@ class ModerationCog(commands.Cog):
     async def _is_moderator(self, interaction: discord.Interaction[Any]) -> bool:
         if not interaction.guild_id:
             return False
-        return await self.mods.is_moderator(
-            interaction.guild_id,
-            manage_guild=interaction.permissions.manage_guild,
-            role_ids=_roles(interaction),
+        ticket = dataclasses.replace(
+            _ticket(interaction), manage_guild=interaction.permissions.manage_guild
         )
+        return await self.mods.is_moderator(ticket)
 
     # --- bans ------------------------------------------------------------------------------
 
