@@ -14,9 +14,14 @@ $(STAMP): pyproject.toml requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+
+# requirements.lock: everything (dev included) for make and CI; requirements.runtime.lock: the
+# bot's own dependencies at the same versions, for the Docker image.
 lock: $(STAMP)
-	$(BIN)/pip-compile --quiet --extra dev --generate-hashes --allow-unsafe --strip-extras \
-		--no-emit-index-url --no-emit-find-links -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock -o requirements.runtime.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m bot demo
@@ -32,6 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bot tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/pytest -q
