@@ -7,6 +7,7 @@ import asyncio
 import sys
 
 from bot import log as logsetup
+from bot.core.errors import MjcordError
 from bot.settings import SettingsError, load_settings
 
 
@@ -49,6 +50,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(app.run(settings))
     except KeyboardInterrupt:
         return 0
+    except MjcordError as exc:
+        # Start-up refusals the operator can act on (a database that is unreachable or already
+        # served by another process): one sentence, no traceback. The log has the detail.
+        print(f"mjcord cannot start: {exc.detail or exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -18,6 +18,7 @@ from bot.adapters.mj_client import MjClient
 from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.gate import ModerationGate, ModerationService
+from bot.core.leadership import lead
 from bot.core.ledger import Ledger
 from bot.core.services import ActionService, ImagineService, SystemClock
 from bot.core.tracking import Tracker
@@ -69,6 +70,8 @@ class Application:
         point_discord_at(s.discord_api_base, str(s.discord_gateway_url))
         self.session = aiohttp.ClientSession()
         self.storage = await open_storage(s.database_url)
+        # SQLite serves one process; a second one is refused here, with what to set instead.
+        self.storage.claim_single_process()
         self.api = MjClient(
             s.mj_base,
             s.mj_api_key.get_secret_value(),
@@ -81,7 +84,10 @@ class Application:
         clock = SystemClock()
         ledger = Ledger(self.storage.jobs)
         self.bot = bot = MjcordBot(
-            dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
+            dev_guild_id=s.dev_guild_id,
+            guild_ready_timeout=self._guild_ready_timeout,
+            shard_count=s.shard_count,
+            shard_ids=s.shard_ids,
         )
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
@@ -143,7 +149,8 @@ class Application:
             await self.stop()
             bot_task.result()  # re-raise why the bot could not start
             raise RuntimeError("the bot stopped before it was ready")
-        self._tasks.append(asyncio.create_task(self.tracker.run()))
+        # Only the elected process tracks (see bot.core.leadership); the others stand by.
+        self._tasks.append(asyncio.create_task(lead(self.storage.leadership(), self.tracker.run)))
         log.info("mjcord is ready as %s", bot.user)
 
     async def wait(self) -> None:
@@ -178,10 +185,16 @@ class Application:
     async def _health(self) -> dict[str, Any]:
         """`/healthz`: the booleans decide 200 or 503; the rest is information."""
         bot, tracker = self.bot, self.tracker
-        # is_ready() stays true while discord.py reconnects; the websocket says whether the
-        # gateway is connected right now.
-        ws = bot.ws if bot is not None else None
-        gateway = bool(bot and bot.is_ready() and not bot.is_closed() and ws and ws.open)
+        # is_ready() stays true while discord.py reconnects; each shard's websocket says
+        # whether the gateway is connected right now.
+        shards = bot.shards.values() if bot is not None else ()
+        gateway = bool(
+            bot
+            and bot.is_ready()
+            and not bot.is_closed()
+            and shards
+            and all(not shard.is_closed() for shard in shards)
+        )
         last = tracker.last_api_success if tracker else None
         return {
             "gateway": gateway,

@@ -43,6 +43,10 @@ EXPECTED = {
     "(e.g. https://mjcord.example.com), or empty to poll only",
     "WEBHOOK_SECRET": "at least 16 characters of letters, digits, '-' or '_' "
     "(required when PUBLIC_BASE_URL is set)",
+    "SHARD_COUNT": "the total number of Discord shards across all bot processes, 1-10000, "
+    "or empty to let Discord choose (one process)",
+    "SHARD_IDS": "the shards this process runs, like 0,1 or 0-3, each below SHARD_COUNT "
+    "(requires SHARD_COUNT), or empty for all of them",
 }
 
 
@@ -73,11 +77,50 @@ class Settings(BaseSettings):
     max_reference_mb: Annotated[float, Field(gt=0)] = 10.0
     public_base_url: AnyHttpUrl | None = None
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
+    shard_count: Annotated[int, Field(ge=1, le=10000)] | None = None
+    shard_ids: tuple[int, ...] | None = Field(default=None, validate_default=True)
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod
     def _blank_is_none(cls, value: object) -> object:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_count", mode="before")
+    @classmethod
+    def _blank_count(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("shard_ids", mode="before")
+    @classmethod
+    def _shard_list(cls, value: object) -> object:
+        """`0,1`, `0-3` or a mix (`0-2,5`) into a tuple; blank means every shard."""
+        if value is None or (isinstance(value, str) and not value.strip()):
+            return None
+        if not isinstance(value, str):
+            return value
+        ids: list[int] = []
+        for part in value.replace(" ", "").split(","):
+            first, dash, last = part.partition("-")
+            if not first.isdigit() or (dash and not last.isdigit()):
+                raise ValueError("not a list of shard numbers")
+            if int(last or first) > 10000:  # SHARD_COUNT's own cap; no huge ranges built
+                raise ValueError("shard number too large")
+            ids.extend(range(int(first), int(last) + 1) if dash else [int(first)])
+        return tuple(ids)
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards_in_range(
+        cls, value: tuple[int, ...] | None, info: ValidationInfo
+    ) -> tuple[int, ...] | None:
+        if value is None:
+            return None
+        count = info.data.get("shard_count")
+        if count is None:
+            raise ValueError("requires SHARD_COUNT")
+        if not value or len(set(value)) != len(value) or not all(0 <= i < count for i in value):
+            raise ValueError("shard numbers must be distinct and below SHARD_COUNT")
+        return tuple(sorted(value))
 
     @field_validator("public_base_url", "webhook_secret", mode="before")
     @classmethod

@@ -33,8 +33,14 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 
-class MjcordBot(commands.Bot):
-    """The bot: cogs are handed in by the composition root and added in `setup_hook`."""
+class MjcordBot(commands.AutoShardedBot):
+    """The bot: cogs are handed in by the composition root and added in `setup_hook`.
+
+    Always sharded the discord.py way: `shard_count` None lets Discord choose (GET /gateway/bot,
+    one process running every shard); with `shard_ids` this process runs only those of
+    `shard_count`, and other processes run the rest (Discord sends each server's events to
+    shard `(guild_id >> 22) % shard_count`).
+    """
 
     def __init__(
         self,
@@ -42,8 +48,14 @@ class MjcordBot(commands.Bot):
         cogs: Sequence[commands.Cog] = (),
         dev_guild_id: int | None = None,
         guild_ready_timeout: float = 2.0,
+        shard_count: int | None = None,
+        shard_ids: Sequence[int] | None = None,
     ) -> None:
+        sharding: dict[str, Any] = {"shard_count": shard_count}
+        if shard_ids is not None:
+            sharding["shard_ids"] = list(shard_ids)
         super().__init__(
+            **sharding,
             command_prefix=commands.when_mentioned,
             intents=discord.Intents.default(),
             tree_cls=MjcordTree,

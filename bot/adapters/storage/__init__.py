@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from types import TracebackType
+from typing import IO
 
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,6 +30,7 @@ from bot.adapters.storage.engine import (
     safe_url,
 )
 from bot.adapters.storage.jobs import SqlJobRepository
+from bot.adapters.storage.leadership import PostgresLeadership, SoleLeadership, claim_sqlite_file
 from bot.adapters.storage.moderation import SqlModerationRepository
 
 __all__ = [
@@ -50,10 +52,24 @@ class Storage:
     Build it with `open_storage`, which also migrates; the constructor only wraps an engine.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
         self.engine = engine
+        self.schema = schema
         self.jobs = SqlJobRepository(engine)
         self.moderation = SqlModerationRepository(engine)
+        self._claim: IO[str] | None = None
+
+    def claim_single_process(self) -> None:
+        """On SQLite, make this the only bot process on the file (StorageError says what to
+        set when another holds it); on PostgreSQL nothing: many processes may share it."""
+        if self._claim is None:
+            self._claim = claim_sqlite_file(self.engine)
+
+    def leadership(self) -> PostgresLeadership | SoleLeadership:
+        """Who tracks: on PostgreSQL an advisory-lock election, on SQLite this one process."""
+        if self.backend == "postgresql":
+            return PostgresLeadership(self.engine, schema=self.schema)
+        return SoleLeadership()
 
     @property
     def url(self) -> str:
@@ -84,8 +100,11 @@ class Storage:
         await migrate.upgrade(self.engine)
 
     async def close(self) -> None:
-        """Close every pooled connection. The Storage is unusable afterwards."""
+        """Close every pooled connection (and release the SQLite claim). Unusable afterwards."""
         await self.engine.dispose()
+        if self._claim is not None:
+            self._claim.close()
+            self._claim = None
 
     async def __aenter__(self) -> Storage:
         return self
@@ -107,7 +126,7 @@ async def open_storage(url: str, *, schema: str | None = None) -> Storage:
     `schema` (PostgreSQL only) keeps all tables in that schema, creating it if needed.
     """
     engine = create_engine(database_url(url), schema=schema)
-    storage = Storage(engine)
+    storage = Storage(engine, schema=schema)
     try:
         await migrate.upgrade(engine, create_schema=schema)
     except StorageError:

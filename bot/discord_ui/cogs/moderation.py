@@ -103,7 +103,7 @@ class ModerationCog(commands.Cog):
 
     def __init__(
         self,
-        bot: commands.Bot,
+        bot: commands.Bot | commands.AutoShardedBot,
         mods: ModerationService,
         jobs: JobRepository,
         *,
