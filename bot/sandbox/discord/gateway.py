@@ -253,6 +253,8 @@ class Connection:
         emu.resume_payloads.append(data)
         session = emu.sessions.get(str(data.get("session_id")))
         if session is None or session.expired(emu.session_timeout):
+            if session is not None:
+                session.closed = True  # timed out: gone for good
             self.send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
             return
         seq = int(data.get("seq") or 0)
