@@ -41,6 +41,7 @@ class MjcordBot(commands.Bot):
         cogs: Sequence[commands.Cog] = (),
         dev_guild_id: int | None = None,
         guild_ready_timeout: float = 2.0,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -48,6 +49,9 @@ class MjcordBot(commands.Bot):
             tree_cls=MjcordTree,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
+            # discord.py resumes after this long without a gateway frame (a zombie). Keep it
+            # above the 5 s discord.py waits before a re-IDENTIFY, or that never completes.
+            heartbeat_timeout=heartbeat_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self._initial_cogs = list(cogs)

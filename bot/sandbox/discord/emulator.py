@@ -584,6 +584,14 @@ class DiscordEmulator:
             what=f"gateway session for guild {gid}",
         )
 
+    async def _wait_online(self, guild_id: int | None, timeout: float = 10.0) -> None:
+        # A member acts whenever the bot has a session (connected or not: a dropped one keeps
+        # the interaction for RESUME, as Discord does); only before any IDENTIFY is there nobody.
+        gid = guild_id or self.guild_id
+        await self.wait_for(
+            lambda: bool(self.serving(gid)), timeout=timeout, what=f"a session for guild {gid}"
+        )
+
     def _connections(self, shard: int | None) -> list[Connection]:
         out = []
         for session in self.sessions.values():
@@ -720,7 +728,7 @@ class DiscordEmulator:
         user_id: int,
         channel_id: int | None = None,
     ) -> Interaction:
-        await self.wait_gateway(guild_id=self.guild_of(channel_id or self.channel_id))
+        await self._wait_online(self.guild_of(channel_id or self.channel_id))
         payload = interactions.build_command_interaction(
             self, name, options or {}, user_id=user_id, channel_id=channel_id or self.channel_id
         )
@@ -730,9 +738,7 @@ class DiscordEmulator:
         self, message_id: int, custom_id: str, *, user_id: int, values: list[str] | None = None
     ) -> Interaction:
         stored = self.stored.get(message_id)
-        await self.wait_gateway(
-            guild_id=self.guild_of(int(stored["channel_id"]) if stored else None)
-        )
+        await self._wait_online(self.guild_of(int(stored["channel_id"]) if stored else None))
         payload = interactions.build_component_interaction(
             self, message_id, custom_id, user_id=user_id, values=values
         )
@@ -742,7 +748,7 @@ class DiscordEmulator:
         self, source: Interaction, values: dict[str, str], *, user_id: int | None = None
     ) -> Interaction:
         """Submit the modal the bot opened (callback type 9) in answer to ``source``."""
-        await self.wait_gateway(guild_id=self.guild_of(source.channel_id))
+        await self._wait_online(self.guild_of(source.channel_id))
         payload = interactions.build_modal_submit(self, source, values, user_id=user_id)
         return await self._dispatch_interaction(payload, trigger=source)
 
