@@ -49,8 +49,10 @@ class Application:
         guild_ready_timeout: float = 2.0,
         web_host: str = "0.0.0.0",
         min_edit_interval: float = 3.0,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         self.settings = settings
+        self._heartbeat_timeout = heartbeat_timeout
         self._guild_ready_timeout = guild_ready_timeout
         self._web_host = web_host
         self._min_edit_interval = min_edit_interval
@@ -88,6 +90,7 @@ class Application:
             guild_ready_timeout=self._guild_ready_timeout,
             shard_count=s.shard_count,
             shard_ids=s.shard_ids,
+            heartbeat_timeout=self._heartbeat_timeout,
         )
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)

@@ -50,6 +50,7 @@ class MjcordBot(commands.AutoShardedBot):
         guild_ready_timeout: float = 2.0,
         shard_count: int | None = None,
         shard_ids: Sequence[int] | None = None,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         sharding: dict[str, Any] = {"shard_count": shard_count}
         if shard_ids is not None:
@@ -61,6 +62,9 @@ class MjcordBot(commands.AutoShardedBot):
             tree_cls=MjcordTree,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
+            # discord.py resumes after this long without a gateway frame (a zombie). Keep it
+            # above the 5 s discord.py waits before a re-IDENTIFY, or that never completes.
+            heartbeat_timeout=heartbeat_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self._initial_cogs = list(cogs)
