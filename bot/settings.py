@@ -20,7 +20,7 @@ from pydantic import (
     field_validator,
 )
 from pydantic_core import PydanticCustomError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # What each key expects, in the words of the start-up error message.
 EXPECTED = {
@@ -78,7 +78,10 @@ class Settings(BaseSettings):
     public_base_url: AnyHttpUrl | None = None
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
     shard_count: Annotated[int, Field(ge=1, le=10000)] | None = None
-    shard_ids: tuple[int, ...] | None = Field(default=None, validate_default=True)
+    # NoDecode: from the environment "0,1" is our own list syntax, not JSON for a tuple.
+    shard_ids: Annotated[tuple[int, ...] | None, NoDecode] = Field(
+        default=None, validate_default=True
+    )
 
     @field_validator("dev_guild_id", mode="before")
     @classmethod

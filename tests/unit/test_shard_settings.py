@@ -47,3 +47,14 @@ def test_refused_shard_settings_name_the_key(count: str, ids: str, bad_key: str)
     message = str(refused.value)
     assert f"  {bad_key} " in message
     assert "99999999999" not in message and "many" not in message  # values are never echoed
+
+
+def test_shard_settings_read_from_the_real_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The process environment goes through pydantic-settings' own sources (found broken by the
+    # three-process test: "0" was JSON-decoded into an int there, "0,1" refused as bad JSON).
+    for key, value in {**BASE, "SHARD_COUNT": "4", "SHARD_IDS": "0,2-3"}.items():
+        monkeypatch.setenv(key, value)
+    settings = load_settings(env_file=None)
+    assert (settings.shard_count, settings.shard_ids) == (4, (0, 2, 3))
+    monkeypatch.setenv("SHARD_IDS", "1")
+    assert load_settings(env_file=None).shard_ids == (1,)
