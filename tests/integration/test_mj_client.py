@@ -25,7 +25,8 @@ from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.adapters.mj_client import MjClient, _parse_task
+from bot.adapters.mj import MjClient
+from bot.adapters.mj import parse_task as _parse_task
 from bot.core.errors import (
     ApiError,
     BannedPrompt,
@@ -495,7 +496,7 @@ async def test_the_key_never_reaches_the_log(
     scripted: Scripted, caplog: pytest.LogCaptureFixture
 ) -> None:
     scripted.on("/mj/submit/imagine", status=500, body=f"boom, your key was {KEY}")
-    caplog.set_level(logging.DEBUG, logger="bot.adapters.mj_client")
+    caplog.set_level(logging.DEBUG, logger="bot.adapters.mj")
     image = ref()
     async with MjClient(scripted.base_url, KEY, **FAST) as client:
         with pytest.raises(Unavailable) as err:
@@ -974,7 +975,7 @@ async def test_describe_and_blend_are_accepted_with_exact_bodies(
 async def test_every_failure_is_one_log_line_with_endpoint_and_status(
     sim: Any, client: MjClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="bot.adapters.mj_client")
+    caplog.set_level(logging.INFO, logger="bot.adapters.mj")
     sim.faults.http_status = 502
     with pytest.raises(Unavailable):
         await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY, images=[ref()]))
