@@ -735,15 +735,15 @@ class MjProxySimulator:
         if parent.action not in classic.CHANGE_PARENTS:
             raise _fail(4, "关联任务不允许执行变化")
         index = body.get("index")
-        valid_index = isinstance(index, int) and 1 <= index <= 4
+        chosen = index if isinstance(index, int) and 1 <= index <= 4 else None
         self._check_capacity()
-        custom_id = classic.custom_id_for(str(action), index if valid_index else 1, parent.job_hash)
+        custom_id = classic.custom_id_for(str(action), chosen or 1, parent.job_hash)
         plan = plan_action(custom_id)
         assert plan is not None
         task = self._child(body, mode, parent, plan, custom_id, None)
         task.action = str(action)
         task.description = classic.change_description(task_id, str(action), index)
-        if action != "REROLL" and not valid_index:
+        if action != "REROLL" and chosen is None:
             # The proxy does not check the index; Discord refuses the button it makes up.
             task.doomed = "[Invalid parameter] Invalid value"
         return self._accepted(task, "")
