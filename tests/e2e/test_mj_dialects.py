@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -10,6 +11,9 @@ import pytest
 from bot.app import Application
 from bot.sandbox.discord import DiscordEmulator
 from bot.sandbox.mjproxy import MjProxySimulator
+from tests.conftest import free_port
+from tests.e2e.conftest import Running
+from tests.e2e.test_callbacks import all_finish_posts
 from tests.e2e.test_followups import grid, next_finish, press
 from tests.e2e.test_imagine import _reply, wait_finish
 
@@ -73,3 +77,32 @@ async def test_a_failure_reason_with_markup_is_shown_inert(
     assert "@\u200beveryone" in shown and "<@\u200b&123>" in shown
     assert len(shown) <= 202 and shown.endswith("…`")
     assert not final.get("mention_everyone") and not final.get("mention_roles")
+
+
+@pytest.mark.parametrize("profile", ["upstream", "classic"], indirect=True)
+async def test_callbacks_at_least_once_still_give_one_post_per_job(
+    emu: DiscordEmulator, sim: MjProxySimulator, bots: Running
+) -> None:
+    sim.faults.at_least_once_callbacks = True
+    sim.rng.seed(3)
+    port = free_port()
+    await bots.start(
+        PORT=str(port),
+        PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
+        WEBHOOK_SECRET="callback-secret-0123456789",
+        MJ_POLL_INTERVAL="1",  # polling catches what a dropped callback never said
+    )
+    users = [emu.add_user(f"member{i}") for i in range(4)]
+    for user in users:
+        await emu.slash_command("imagine", {"prompt": f"a harbour {user}"}, user_id=user)
+    await emu.wait_for(lambda: len(all_finish_posts(emu)) >= 4, timeout=40, what="4 posts")
+    # Late and repeated callbacks keep coming for a moment; wait until they have all landed.
+    await emu.wait_for(
+        lambda: all(t.terminal for t in sim.tasks.values()) and len(sim.tasks) == 4,
+        timeout=10,
+    )
+    await asyncio.sleep(sim.faults.callback_max_delay * 3)
+    posts = all_finish_posts(emu)
+    assert len(posts) == 4 and all(p["attachments"] for p in posts)
+    bodies = [(c["body"]["id"], c["body"]["status"], c["body"]["progress"]) for c in sim.callbacks]
+    assert len(bodies) > len(set(bodies)) or sim.dropped_callbacks  # the mode really bit

@@ -154,6 +154,26 @@ async def test_find_by_state_where_the_server_lists_tasks(
         assert len(queue) == 3
 
 
+@pytest.mark.parametrize("profile", ["upstream", "classic"])
+async def test_find_by_state_does_not_trust_a_capped_list(profile: str) -> None:
+    sim = await start_sim(profile)
+    try:
+        states = [f"mjcord:{i}" for i in range(100)]
+        sim.seed_running(100, states=states)
+        async with MjClient(sim.base_url, KEY, auth_style="mj-api-secret", **FAST) as client:
+            found = await client.find_by_state("mjcord:7")
+            assert found is not None and found.state == "mjcord:7"
+            if profile == "upstream":
+                # 100 tasks is the C# proxy's cap: an older task may be missing from it.
+                with pytest.raises(Unsupported):
+                    await client.find_by_state("mjcord:gone")
+            else:
+                sim.seed_running(1)  # the Java proxy lists every task
+                assert await client.find_by_state("mjcord:gone") is None
+    finally:
+        await sim.stop()
+
+
 # --- what new-api says on its own ------------------------------------------------------------
 
 

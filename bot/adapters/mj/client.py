@@ -44,6 +44,8 @@ log = logging.getLogger("bot.adapters.mj")
 
 # How many single-task fetches run at once when the server lacks list-by-condition.
 _FALLBACK_CONCURRENCY = 8
+# The C# proxy's GET /mj/task/list answers its newest 100 tasks (TaskController.List: Take(100)).
+_CAPPED_LIST = 100
 
 
 class MjClient:
@@ -236,7 +238,8 @@ class MjClient:
         Reads GET /mj/task/queue (the Java proxy: tasks waiting or running) and GET
         /mj/task/list (the Java proxy: every stored task; the C# proxy: the newest 100), as
         mj-api.md §2.11 has them. Raises Unsupported when the server has no task list
-        (new-api and other aggregators answer 404), since absence could not be told apart.
+        (new-api and other aggregators answer 404), or a list of exactly 100 without a match
+        (the C# proxy's cap), since absence could not be told apart.
         Of several matches the newest submitted wins.
         """
         matches: list[TaskSnapshot] = []
@@ -250,6 +253,11 @@ class MjClient:
                     "GET /mj/task/list: the server offers no task list to look for a state in"
                 )
             matches = [s for s in listed if s.state == state]
+            if not matches and len(listed) == _CAPPED_LIST:
+                # The C# proxy lists only its newest 100: absence there proves nothing.
+                raise Unsupported(
+                    f"GET /mj/task/list: {len(listed)} tasks, perhaps capped, none with the state"
+                )
         if not matches:
             return None
         return max(matches, key=lambda s: s.submit_time_ms or 0)
