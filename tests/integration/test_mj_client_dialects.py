@@ -268,6 +268,8 @@ async def test_submits_with_images_are_streamed_and_exact(
     await client.imagine(ImagineRequest("a pig", Mode.MID_JOURNEY, images=[big, small]))
     (seen,) = sim.requests_to("/mj/submit/imagine")
     assert seen.headers.get("Transfer-Encoding") == "chunked"
+    # Spring and ASP.NET bind a @RequestBody / [FromBody] only from application/json.
+    assert seen.headers.get("Content-Type") == "application/json"
     assert seen.json == {
         "botType": "MID_JOURNEY",
         "prompt": "a pig",
