@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.adapters.mj import MjClient
+from bot.adapters.mj import MjClient, parse_task
 from bot.adapters.mj.bodies import SLICE, streamed_body
 from bot.core.errors import Misconfigured, TaskNotFound, Unavailable, Unsupported
 from bot.core.jobs import Mode, ReferenceImage, TaskSnapshot, TaskStatus
@@ -223,16 +223,39 @@ async def test_the_row_modal_leaves_behind_never_hides_progress() -> None:
             await client.modal(waiting.task_id, prompt="a pig --zoom 1.5")
             sim.complete(waiting.task_id)
             (listed,) = await client.list_by_ids([waiting.task_id])
-            stale = await client.fetch(waiting.task_id)
+            fetched = await client.fetch(waiting.task_id)
         rows = sim.requests_to("/mj/task/list-by-condition")[-1]
         assert rows.json == {"ids": [waiting.task_id]}
         # Two rows with one id; the client keeps the one that moved on.
         assert (listed.status, listed.progress) == (TaskStatus.SUCCESS, 100)
         assert listed.image_url
-        # fetch reads the first row (GetByMJId's First): stuck where /submit/action left it.
-        assert stale.status is not TaskStatus.SUCCESS
+        # This client knows it confirmed the task: it reads it through the list too.
+        assert fetched == listed
+        # Another client (a restarted bot) would read the first row (GetByMJId's First):
+        # stuck where /submit/action left it.
+        async with MjClient(sim.base_url, KEY, **FAST) as fresh:
+            assert (await fresh.fetch(waiting.task_id)).status is not TaskStatus.SUCCESS
     finally:
         await sim.stop()
+
+
+def test_buttons_for_a_java_task_behind_an_aggregator_take_the_hash_from_the_file_name() -> None:
+    job = "3785da15-4f70-4034-9128-f3ff1ac634fa"
+    snap = parse_task(
+        {
+            "id": "17",
+            "action": "IMAGINE",
+            "status": "SUCCESS",
+            "imageUrl": f"https://cdn.discordapp.com/attachments/1/2/u_pig_{job}.png?ex=1",
+            "buttons": None,
+            "properties": {"finalPrompt": "pig"},
+        }
+    )
+    assert snap is not None
+    assert [b.custom_id for b in snap.buttons][:1] == [f"MJ::JOB::upsample::1::{job}"]
+    # Nothing is made up for an unfinished task or for an upscale.
+    assert parse_task({"id": "1", "action": "IMAGINE", "status": "IN_PROGRESS"}).buttons == ()  # type: ignore[union-attr]
+    assert parse_task({"id": "1", "action": "UPSCALE", "status": "SUCCESS"}).buttons == ()  # type: ignore[union-attr]
 
 
 # --- image URLs ----------------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from typing import Any
 
 from bot.core.jobs import ReferenceImage
 
-__all__ = ["SLICE", "json_body", "streamed_body"]
+__all__ = ["SLICE", "add_common", "json_body", "streamed_body"]
 
 # Raw bytes per base64 slice: a multiple of 3, so slices concatenate without padding between.
 SLICE = 3 * 256 * 1024
@@ -68,3 +68,10 @@ async def _data_uri(image: ReferenceImage) -> AsyncIterator[bytes]:
     for start in range(0, len(view), SLICE):
         yield await asyncio.to_thread(base64.b64encode, view[start : start + SLICE])
     yield b'"'
+
+
+def add_common(body: dict[str, Any], state: str, notify_hook: str | None) -> None:
+    """`state` always (proxies echo it back); `notifyHook` only when callbacks are wanted."""
+    body["state"] = state
+    if notify_hook:
+        body["notifyHook"] = notify_hook

@@ -32,7 +32,7 @@ from bot.core.errors import (
 from bot.core.jobs import Mode, ReferenceImage, Submission, TaskSnapshot
 from bot.core.ports import ImagineRequest
 
-from .bodies import json_body, streamed_body
+from .bodies import add_common, json_body, streamed_body
 from .legacy import change_body
 from .models import most_advanced
 from .outcomes import Kind, common_error, fetch_outcome, list_outcome, submit_outcome
@@ -46,6 +46,8 @@ log = logging.getLogger("bot.adapters.mj")
 _FALLBACK_CONCURRENCY = 8
 # The C# proxy's GET /mj/task/list answers its newest 100 tasks (TaskController.List: Take(100)).
 _CAPPED_LIST = 100
+# How many modal-confirmed task ids the client remembers (see `fetch`).
+_TWO_ROWS_KEPT = 1000
 
 
 class MjClient:
@@ -84,6 +86,9 @@ class MjClient:
         self._list_unsupported = False
         self._action_unsupported = False
         self._missing_listings: set[str] = set()
+        # Tasks confirmed through /submit/modal: new-api keeps two rows for each, and its fetch
+        # reads the stale one, so these are read through list-by-condition (most advanced row).
+        self._two_rows: dict[str, None] = {}
 
     # --- lifecycle -----------------------------------------------------------------------------
 
@@ -118,7 +123,7 @@ class MjClient:
     async def imagine(self, request: ImagineRequest) -> Submission:
         """POST /mj/submit/imagine with the prompt and the reference images as data URIs."""
         fields: dict[str, Any] = {"botType": request.mode.value, "prompt": request.prompt}
-        _add_common(fields, request.state, request.notify_hook)
+        add_common(fields, request.state, request.notify_hook)
         body = streamed_body(fields, {"base64Array": list(request.images)})
         return await self._submit("/mj/submit/imagine", body, "submit")
 
@@ -132,7 +137,7 @@ class MjClient:
         """
         if not self._action_unsupported:
             fields: dict[str, Any] = {"taskId": task_id, "customId": custom_id}
-            _add_common(fields, state, notify_hook)
+            add_common(fields, state, notify_hook)
             try:
                 return await self._submit("/mj/submit/action", json_body(fields), "parent")
             except Unsupported:
@@ -144,7 +149,7 @@ class MjClient:
                 f"POST /mj/submit/change: no way to press {custom_id!r} on this server",
                 member_message="The image service does not offer this button.",
             )
-        _add_common(change, state, notify_hook)
+        add_common(change, state, notify_hook)
         return await self._submit("/mj/submit/change", json_body(change), "parent")
 
     async def modal(
@@ -165,15 +170,19 @@ class MjClient:
             fields["prompt"] = prompt
         if mask_base64:
             fields["maskBase64"] = mask_base64
-        _add_common(fields, state, notify_hook)
-        return await self._submit("/mj/submit/modal", json_body(fields), "parent")
+        add_common(fields, state, notify_hook)
+        submission = await self._submit("/mj/submit/modal", json_body(fields), "parent")
+        self._two_rows[submission.task_id] = None
+        while len(self._two_rows) > _TWO_ROWS_KEPT:
+            del self._two_rows[next(iter(self._two_rows))]
+        return submission
 
     async def describe(
         self, image: ReferenceImage, mode: Mode, *, state: str = "", notify_hook: str | None = None
     ) -> Submission:
         """POST /mj/submit/describe with one image as a data URI."""
         fields: dict[str, Any] = {"botType": mode.value}
-        _add_common(fields, state, notify_hook)
+        add_common(fields, state, notify_hook)
         body = streamed_body(fields, {"base64": image})
         return await self._submit("/mj/submit/describe", body, "submit")
 
@@ -193,14 +202,22 @@ class MjClient:
                 member_message="A blend needs between 2 and 5 images.",
             )
         fields: dict[str, Any] = {"botType": mode.value, "dimensions": dimensions}
-        _add_common(fields, state, notify_hook)
+        add_common(fields, state, notify_hook)
         body = streamed_body(fields, {"base64Array": list(images)})
         return await self._submit("/mj/submit/blend", body, "submit")
 
     # --- the port: reading tasks ---------------------------------------------------------------
 
     async def fetch(self, task_id: str) -> TaskSnapshot:
-        """GET /mj/task/{id}/fetch. Raises TaskNotFound for an id the server does not know."""
+        """GET /mj/task/{id}/fetch. Raises TaskNotFound for an id the server does not know.
+
+        A task this client confirmed through /submit/modal is read through list-by-condition
+        instead, where the server has it: new-api's fetch shows the row /submit/action left.
+        """
+        if task_id in self._two_rows and not self._list_unsupported:
+            listed = await self._list_chunk([task_id])
+            if listed:
+                return most_advanced(listed)[0]
         path = f"/mj/task/{quote(str(task_id), safe='')}/fetch"
         where = f"GET {path}"
         reply = await self._http.send("GET", path)
@@ -374,10 +391,3 @@ class MjClient:
             self._http.clip(reply.body),
         )
         raise error
-
-
-def _add_common(body: dict[str, Any], state: str, notify_hook: str | None) -> None:
-    """`state` always (proxies echo it back); `notifyHook` only when callbacks are wanted."""
-    body["state"] = state
-    if notify_hook:
-        body["notifyHook"] = notify_hook
