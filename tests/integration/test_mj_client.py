@@ -1,4 +1,4 @@
-"""MjClient against the Midjourney-proxy simulator over loopback, in both profiles.
+"""MjClient against the Midjourney-proxy simulator over loopback, in all three profiles.
 
 Each test states one outcome of mj-api.md §1/§3 and asserts both what the simulator received
 (headers, exact JSON bodies) and the core result or error the client returned. The few answers
