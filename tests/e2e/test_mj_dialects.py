@@ -15,6 +15,10 @@ from tests.conftest import free_port
 from tests.e2e.conftest import Running
 from tests.e2e.test_callbacks import all_finish_posts
 from tests.e2e.test_followups import grid, next_finish, press
+from tests.e2e.test_followups import test_blend_makes_a_grid_from_the_images as blend_flow
+from tests.e2e.test_followups import (
+    test_describe_then_imagine_one_of_the_prompts as describe_flow,
+)
 from tests.e2e.test_imagine import _reply, wait_finish
 
 
@@ -49,6 +53,22 @@ async def test_the_java_proxy_gets_grid_buttons_that_work(
     assert [(c["action"], c["index"]) for c in changes] == [("UPSCALE", 2), ("REROLL", 1)]
     assert all(c["state"].startswith("mjcord:") for c in changes)
     assert len(sim.requests_to("/mj/submit/action")) == 1  # asked once, then remembered
+
+
+@pytest.mark.parametrize("profile", ["classic"], indirect=True)
+async def test_describe_works_on_the_java_proxy(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    await describe_flow(emu, sim, app)
+
+
+@pytest.mark.parametrize("profile", ["classic"], indirect=True)
+async def test_blend_works_on_the_java_proxy(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    await blend_flow(emu, sim, app, 2)
+    (blended,) = [t for t in sim.tasks.values() if t.action == "BLEND"]
+    assert blended.status == "SUCCESS"
 
 
 async def test_a_rejected_flag_is_named_to_the_member(
