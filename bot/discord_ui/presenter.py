@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 HISTORY_LOOKBACK = 50
+MAX_CONTENT = 2000
+# Discord's JSON error codes (docs/topics/opcodes-and-status-codes.md).
+UNKNOWN_MESSAGE = 10008
+THREAD_ARCHIVED = 50083
+THREAD_LOCKED = 160005
+LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
 
 
 #: Status edits in flight at once.
@@ -66,8 +72,6 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
-        #: Upload limits Discord reported per guild in recent interactions (authoritative).
-        self.upload_limits: dict[int, int] = {}
 
     # --- progress ---------------------------------------------------------------------------
 
@@ -142,9 +146,20 @@ class DiscordPresenter:
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
-            await message.edit(
-                content=status_content(job), embed=embed, allowed_mentions=NO_PINGS, view=view
-            )
+            fields: dict[str, Any] = {
+                "content": status_content(job),
+                "embed": embed,
+                "allowed_mentions": NO_PINGS,
+                "view": view,
+            }
+            try:
+                await message.edit(**fields)
+            except discord.HTTPException as exc:
+                if exc.code != THREAD_ARCHIVED:
+                    raise
+                # The thread archived itself while the job ran: reopen it, then edit.
+                await self._reopen(job.route.post_channel_id)
+                await message.edit(**fields)
         except discord.HTTPException as exc:
             # A deleted thread or message must not stop the job; the finish post handles places.
             log.warning("job %s: status edit failed: %s %s", job.id, exc.status, exc.text)
@@ -222,17 +237,33 @@ class DiscordPresenter:
                     message = await channel.send(**kwargs)
                 return message.id
             except discord.NotFound as exc:
+                if exc.code == UNKNOWN_MESSAGE:
+                    # Our nonce matched a post made earlier (within Discord's nonce window)
+                    # that has since been deleted: it was posted; do not post it again.
+                    log.info("job %s: its post in %s was made and since deleted", job.id, place)
+                    return 0
                 log.warning("job %s: channel %s is gone (%s)", job.id, place, exc.code)
             except discord.Forbidden as exc:
                 if file is not None:
                     raise _Refused(f"{exc.status}/{exc.code}") from None
                 log.warning("job %s: no permission to post in %s (%s)", job.id, place, exc.code)
             except discord.HTTPException as exc:
+                if exc.code == THREAD_LOCKED:
+                    # A moderator locked the thread: post in its channel and say why.
+                    log.info("job %s: thread %s is locked; posting in its channel", job.id, place)
+                    kwargs["content"] = _with_note(LOCKED_NOTE, kwargs["content"])
+                    continue
                 if exc.status == 413 and file is not None:
                     raise _Refused(f"{exc.status}/{exc.code}") from None
                 raise
         log.error("job %s: nowhere left to post its outcome; giving up", job.id)
         return 0
+
+    async def _reopen(self, thread_id: int) -> None:
+        """Unarchive a thread the bot posts in (Send Messages is enough for an unlocked one)."""
+        thread = await self._bot.fetch_channel(thread_id)
+        if isinstance(thread, discord.Thread):
+            await thread.edit(archived=False)
 
     async def _find_post(self, job: Job) -> int:
         needle = marker(job)
@@ -257,10 +288,22 @@ class DiscordPresenter:
             await asyncio.sleep(delay)
 
     def _upload_limit(self, guild_id: int) -> int:
-        if guild_id in self.upload_limits:
-            return self.upload_limits[guild_id]
+        """The bot's own per-file limit in this server: its boost tier's (`filesize_limit`).
+
+        Never `Interaction.filesize_limit`: that is the invoking member's limit (their Nitro,
+        if larger), which a bot's upload does not get.
+        """
         guild = self._bot.get_guild(guild_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+
+def _with_note(note: str, content: str) -> str:
+    """`note` on top of a finish post, keeping the marker line (the last) within the cap."""
+    text = f"{note}\n{content}"
+    if len(text) <= MAX_CONTENT:
+        return text
+    body, _, tail = content.rpartition("\n")
+    return f"{note}\n{body[: MAX_CONTENT - len(note) - len(tail) - 2]}\n{tail}"
 
 
 class _Refused(Exception):

@@ -64,8 +64,6 @@ class ImagineCog(commands.Cog):
     ) -> None:
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
-        if interaction.guild_id:
-            self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         chosen = Mode(mode.value) if mode else self.default_mode
         if mode is None and self.server_modes is not None and interaction.guild_id:
             chosen = await self.server_modes(interaction.guild_id)

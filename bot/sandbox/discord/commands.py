@@ -71,7 +71,9 @@ def _check_name(where: str, name: Any, localized: Any) -> None:
 def _check_description(where: str, value: Any, localized: Any) -> None:
     for text in [value, *((localized or {}).values() if isinstance(localized, dict) else [])]:
         if not isinstance(text, str) or not 1 <= len(text) <= 100:
-            raise invalid_form(where, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
+            raise invalid_form(
+                where, "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length."
+            )
 
 
 def _options(where: str, options: Any) -> int:
@@ -91,11 +93,15 @@ def _options(where: str, options: Any) -> int:
         _check_name(f"{here}.name", name, option.get("name_localizations"))
         if name in seen:
             raise invalid_form(
-                f"{here}.name", "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME", "Option names must be unique"
+                f"{here}.name",
+                "APPLICATION_COMMAND_OPTIONS_DUPLICATE_NAME",
+                "Option names must be unique",
             )
         seen.add(name)
         _check_description(
-            f"{here}.description", option.get("description"), option.get("description_localizations")
+            f"{here}.description",
+            option.get("description"),
+            option.get("description_localizations"),
         )
         total += _length(name, option.get("name_localizations"))
         total += _length(option.get("description"), option.get("description_localizations"))

@@ -458,6 +458,7 @@ class DiscordEmulator:
         *,
         retry_after: float = 0.05,
         is_global: bool = False,
+        scope: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with an error (429s carry retry_after)."""
         route = route_template.removeprefix("/api/v10")
@@ -465,7 +466,7 @@ class DiscordEmulator:
             # A typo here would make the fault silently never fire.
             raise ValueError(f"the emulator has no route {method.upper()} {route}")
         if status == 429:
-            error = rate_limited(retry_after, is_global=is_global, code=code)
+            error = rate_limited(retry_after, is_global=is_global, code=code, scope=scope)
             if message:
                 error.message = message
         else:

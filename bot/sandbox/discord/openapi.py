@@ -22,7 +22,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -57,26 +57,21 @@ FORMATS = jsonschema.FormatChecker(formats=())
 _INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 
 
-def _integer_format(name: str) -> None:
+def _integer_format(name: str) -> Callable[[object], bool]:
     low, high = _INT_RANGES[name]
 
-    @FORMATS.checks(name)
     def check(instance: object) -> bool:
         if not isinstance(instance, int) or isinstance(instance, bool):
             return True  # a format constrains only values of its type
         return low <= instance <= high
 
-
-for _name in _INT_RANGES:
-    _integer_format(_name)
+    return check
 
 
-@FORMATS.checks("double")
 def _double(instance: object) -> bool:
     return not isinstance(instance, float) or math.isfinite(instance)
 
 
-@FORMATS.checks("snowflake")
 def _snowflake(instance: object) -> bool:
     # A snowflake is an unsigned 64-bit id in decimal; integers are admitted (see above).
     if isinstance(instance, bool):
@@ -88,13 +83,11 @@ def _snowflake(instance: object) -> bool:
     return True
 
 
-@FORMATS.checks("nonce")
 def _nonce(instance: object) -> bool:
     # docs/resources/message.md: an integer or a string of at most 25 characters.
     return not isinstance(instance, str) or len(instance) <= 25
 
 
-@FORMATS.checks("date-time")
 def _date_time(instance: object) -> bool:
     if not isinstance(instance, str):
         return True
@@ -107,7 +100,6 @@ def _date_time(instance: object) -> bool:
     return True
 
 
-@FORMATS.checks("uri")
 def _uri(instance: object) -> bool:
     # RFC 3986 absolute URI: a scheme, then a hierarchical part; no spaces or controls.
     if not isinstance(instance, str):
@@ -120,6 +112,17 @@ def _uri(instance: object) -> bool:
 
 _RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_CHECKS: dict[str, Callable[[object], bool]] = {
+    "int32": _integer_format("int32"),
+    "int64": _integer_format("int64"),
+    "double": _double,
+    "snowflake": _snowflake,
+    "nonce": _nonce,
+    "date-time": _date_time,
+    "uri": _uri,
+}
+for _format, _check in _CHECKS.items():
+    FORMATS.checks(_format)(_check)
 
 
 class _Operation:

@@ -199,6 +199,16 @@ async def list_guild_commands(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     return Reply(200, emu.guild_commands)
 
 
+async def get_user(emu: DiscordEmulator, req: ApiRequest) -> Reply:
+    try:
+        user = emu.user_payload(int(req.params["user_id"]))
+    except ValueError:
+        user = None
+    if user is None:
+        raise DiscordHTTPError(404, 10013, "Unknown User")
+    return Reply(200, user)
+
+
 async def get_guild_member(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     if req.params["guild_id"] != str(emu.guild_id):
         raise DiscordHTTPError(404, 10004, "Unknown Guild")
@@ -213,7 +223,9 @@ async def get_guild_member(emu: DiscordEmulator, req: ApiRequest) -> Reply:
 
 async def get_channel_route(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     channel = get_channel(emu, req.params["channel_id"])
-    if not emu.has_permission(emu.bot_user_id, int(channel["id"]), models.PERMISSIONS["VIEW_CHANNEL"]):
+    if not emu.has_permission(
+        emu.bot_user_id, int(channel["id"]), models.PERMISSIONS["VIEW_CHANNEL"]
+    ):
         raise DiscordHTTPError(403, 50001, "Missing Access")
     return Reply(200, dict(channel))
 
@@ -251,13 +263,12 @@ async def create_message(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     cid = int(channel["id"])
     body = req.json if req.json is not None else {}
     _send_permissions(emu, channel, bool(req.files))
-    if isinstance(body, dict) and body.get("message_reference"):
-        if not emu.has_permission(
-            emu.bot_user_id, cid, models.PERMISSIONS["READ_MESSAGE_HISTORY"]
-        ):
-            raise DiscordHTTPError(
-                403, 160002, "Cannot reply without permission to read message history"
-            )
+    history = models.PERMISSIONS["READ_MESSAGE_HISTORY"]
+    replying = isinstance(body, dict) and body.get("message_reference")
+    if replying and not emu.has_permission(emu.bot_user_id, cid, history):
+        raise DiscordHTTPError(
+            403, 160002, "Cannot reply without permission to read message history"
+        )
     nonce = _nonce_key(body)
     key = (cid, emu.bot_user_id, str(nonce))
     if nonce is not None and body.get("enforce_nonce"):
@@ -460,6 +471,7 @@ ROUTES: list[Route] = [
     Route("GET", "/applications/{application_id}/commands", list_global_commands),
     Route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", put_guild_commands),
     Route("GET", "/applications/{application_id}/guilds/{guild_id}/commands", list_guild_commands),
+    Route("GET", "/users/{user_id}", get_user),
     Route("GET", "/guilds/{guild_id}/members/{user_id}", get_guild_member),
     Route("GET", "/channels/{channel_id}", get_channel_route),
     Route("PATCH", "/channels/{channel_id}", modify_channel),
