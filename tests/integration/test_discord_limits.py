@@ -375,7 +375,7 @@ async def test_the_active_thread_cap_answers_160006(raw: Raw) -> None:
     assert (status, err["code"]) == (400, 160006)
     # Archiving frees a slot; reopening over the cap is refused the same way.
     await threads.set_state(raw.emu, first, archived=True)
-    status, _, second = await raw.call(
+    status, _, _ = await raw.call(
         "POST", f"/channels/{raw.emu.channel_id}/messages/{msg['id']}/threads", {"name": "two"}
     )
     assert status == 201
@@ -537,8 +537,19 @@ async def test_command_sync_accepts_what_discord_accepts(
 
 @pytest.mark.parametrize(
     ("name", "ok"),
-    [("imagine", True), ("a", True), ("é", True), ("É", False), ("ß", True), ("日本", True)]
-    + [("x" * 32, True), ("", False), ("a.b", False), ("a b", False), ("١٢", True)],
+    [
+        ("imagine", True),
+        ("a", True),
+        ("é", True),
+        ("É", False),
+        ("ß", True),
+        ("日本", True),
+        ("x" * 32, True),
+        ("", False),
+        ("a.b", False),
+        ("a b", False),
+        ("١٢", True),
+    ],
 )
 def test_chat_input_names_follow_discords_pattern(name: str, ok: bool) -> None:
     assert valid_chat_input_name(name) is ok
