@@ -47,7 +47,7 @@ MAJOR_PARAMETERS = ("channel_id", "guild_id", "webhook_id", "webhook_token")
 CHANNEL_MESSAGES = "channel-messages"
 
 #: (limit, period in seconds) of the routes whose figure differs from DEFAULT_ROUTE_LIMIT.
-#: Message create/edit/delete use the per-channel message setting instead (CHANNEL_MESSAGES).
+#: Message sends and edits use the per-channel message setting instead (CHANNEL_MESSAGES).
 ROUTE_LIMITS: dict[tuple[str, str], tuple[int, float]] = {
     # One reaction per quarter second per channel: the figure every library observes.
     ("PUT", "/channels/{channel_id}/messages/{message_id}/reactions/{emoji_name}/@me"): (1, 0.25),
@@ -55,14 +55,16 @@ ROUTE_LIMITS: dict[tuple[str, str], tuple[int, float]] = {
     ("POST", "/webhooks/{webhook_id}/{webhook_token}"): (5, 2.0),
     ("POST", "/channels/{channel_id}/messages/{message_id}/threads"): (10, 10.0),
     ("PATCH", "/channels/{channel_id}"): (5, 5.0),
+    ("DELETE", "/channels/{channel_id}/messages/{message_id}"): (5, 1.0),
     ("PUT", "/applications/{application_id}/commands"): (2, 1.0),
     ("PUT", "/applications/{application_id}/guilds/{guild_id}/commands"): (2, 1.0),
 }
 DEFAULT_ROUTE_LIMIT = (50, 1.0)
+#: Routes whose bucket is the per-channel message setting: sending, and (a bucket of its own
+#: with the same figure) editing.
 _MESSAGE_ROUTES = {
-    ("POST", "/channels/{channel_id}/messages"),
-    ("PATCH", "/channels/{channel_id}/messages/{message_id}"),
-    ("DELETE", "/channels/{channel_id}/messages/{message_id}"),
+    ("POST", "/channels/{channel_id}/messages"): CHANNEL_MESSAGES,
+    ("PATCH", "/channels/{channel_id}/messages/{message_id}"): CHANNEL_MESSAGES + "-edit",
 }
 
 
@@ -102,7 +104,7 @@ class Limits:
 
     rate_limits: bool = True
     global_per_second: int = GLOBAL_PER_SECOND
-    #: The per-channel message bucket (create, edit, delete): (limit, period seconds).
+    #: The per-channel message bucket (sends; edits have their own): (limit, period seconds).
     channel_messages: tuple[int, float] = (5, 5.0)
     #: REST round trip in seconds: half before the request is handled, half on the way back.
     rest_delay: float = 0.0
@@ -173,7 +175,7 @@ class Limits:
 
     def _bucket(self, method: str, template: str, params: dict[str, str]) -> Bucket:
         if (method, template) in _MESSAGE_ROUTES:
-            name = CHANNEL_MESSAGES
+            name = _MESSAGE_ROUTES[(method, template)]
             limit, period = self.channel_messages
         else:
             name = hashlib.sha1(f"{method} {template}".encode()).hexdigest()[:16]
