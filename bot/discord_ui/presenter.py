@@ -132,7 +132,7 @@ class DiscordPresenter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _edit_status(self, job: Job) -> None:
+    async def _edit_status(self, job: Job, *, retried: bool = False) -> None:
         self.counts["edits"] += 1
         if job.finished:
             self._last_edit.pop(job.id, None)  # the last edit of this job
@@ -146,21 +146,13 @@ class DiscordPresenter:
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
-            fields: dict[str, Any] = {
-                "content": status_content(job),
-                "embed": embed,
-                "allowed_mentions": NO_PINGS,
-                "view": view,
-            }
-            try:
-                await message.edit(**fields)
-            except discord.HTTPException as exc:
-                if exc.code != THREAD_ARCHIVED:
-                    raise
-                # The thread archived itself while the job ran: reopen it, then edit.
-                await self._reopen(job.route.post_channel_id)
-                await message.edit(**fields)
+            await message.edit(
+                content=status_content(job), embed=embed, allowed_mentions=NO_PINGS, view=view
+            )
         except discord.HTTPException as exc:
+            if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
+                await self._edit_status(job, retried=True)
+                return
             # A deleted thread or message must not stop the job; the finish post handles places.
             log.warning("job %s: status edit failed: %s %s", job.id, exc.status, exc.text)
 
@@ -259,11 +251,17 @@ class DiscordPresenter:
         log.error("job %s: nowhere left to post its outcome; giving up", job.id)
         return 0
 
-    async def _reopen(self, thread_id: int) -> None:
-        """Unarchive a thread the bot posts in (Send Messages is enough for an unlocked one)."""
-        thread = await self._bot.fetch_channel(thread_id)
-        if isinstance(thread, discord.Thread):
-            await thread.edit(archived=False)
+    async def _reopen(self, job: Job) -> bool:
+        """Unarchive the job's thread, which archived itself while the job ran (Send Messages
+        is enough for an unlocked thread); whether it worked."""
+        try:
+            thread = await self._bot.fetch_channel(job.route.post_channel_id)
+            if isinstance(thread, discord.Thread):
+                await thread.edit(archived=False)
+                return True
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not reopen its thread: %s %s", job.id, exc.status, exc.text)
+        return False
 
     async def _find_post(self, job: Job) -> int:
         needle = marker(job)
