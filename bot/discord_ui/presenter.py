@@ -72,6 +72,7 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
+        self._edit_locks: dict[int, asyncio.Lock] = {}  # job id → its status edits, in order
 
     # --- progress ---------------------------------------------------------------------------
 
@@ -120,10 +121,17 @@ class DiscordPresenter:
         self._edits.release()
 
     async def _edit_safely(self, job: Job) -> None:
+        # One edit of a job's message at a time, in the order they were sent: an edit held back
+        # by a rate limit (discord.py sleeps, then retries) must not land after a newer one.
+        lock = self._edit_locks.setdefault(job.id, asyncio.Lock())
         try:
-            await self._edit_status(job)
+            async with lock:
+                await self._edit_status(job)
         except Exception:
             log.exception("job %s: status edit failed", job.id)
+        finally:
+            if job.finished and not lock.locked():
+                self._edit_locks.pop(job.id, None)
 
     async def close(self) -> None:
         """Stop sending queued status edits (at shutdown; finish posts are the tracker's)."""

@@ -7,10 +7,13 @@
 3. A thread that archived itself while the job ran refused every status edit (50083).
 4. A locked thread (160005) made every finish attempt fail, so the outcome never appeared.
 5. With only the README's invite permissions the whole flow must still work.
+6. Status edits of one job ran concurrently: one held back by a 429 (discord.py sleeps, then
+   resends it) landed after the final "Done" edit, so the status message showed "Queued".
 """
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 from bot.app import Application
@@ -64,8 +67,10 @@ async def test_a_repeat_post_of_a_deleted_outcome_is_not_posted_again(
 async def test_a_thread_that_archived_itself_is_reopened_and_gets_its_outcome(
     emu: DiscordEmulator, sim: MjProxySimulator, app: Application
 ) -> None:
-    emu.limits.thread_archive_after = 0.4  # Discord: after auto_archive_duration idle minutes
-    sim.step_seconds = 0.4
+    # Discord archives after auto_archive_duration idle minutes; here 1.5 s, well inside a job
+    # of about 5 s, and long enough for a reopened thread to take the edit that follows.
+    emu.limits.thread_archive_after = 1.5
+    sim.step_seconds = 1.0
     alice = emu.add_user("alice")
     await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
     reply = await _reply(emu)
@@ -123,3 +128,36 @@ async def test_the_whole_flow_works_with_only_the_invite_permissions(
     upscale = await next_finish(emu, thread_id, 2)
     assert "upscale 2 is ready" in upscale["content"] and upscale["attachments"]
     assert emu.limits.invalid[403] == 0 and emu.limits.invalid[401] == 0
+
+
+async def test_a_status_edit_held_by_a_429_does_not_land_after_the_final_one(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    sim.step_seconds = 0.2
+    alice = emu.add_user("alice")
+    await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
+    reply = await _reply(emu)
+    thread_id = int(reply["id"])
+    await emu.wait_for(lambda: bool(emu.messages(thread_id)), timeout=10, what="status message")
+    status_id = int(emu.messages(thread_id)[0]["id"])
+
+    def edited() -> bool:  # discord.py has learnt the thread's edit bucket (several at once)
+        return any(
+            r.method == "PATCH" and r.status == 200 and f"/{thread_id}/" in r.path
+            for r in emu.requests
+        )
+
+    await emu.wait_for(edited, timeout=10, what="a first status edit")
+    # The next status edit is rate limited: discord.py sleeps 5 s, then sends it again.
+    emu.fail_next("PATCH", "/channels/{channel_id}/messages/{message_id}", 429, retry_after=5.0)
+    await wait_finish(emu, thread_id, timeout=30)
+
+    def shows_done() -> bool:
+        status = emu.message(status_id)
+        return status is not None and "Done" in status["content"]
+
+    await emu.wait_for(shows_done, timeout=15, what="the status message shows the end")
+    retried = [r for r in emu.requests if r.status == 429]
+    assert retried, "the fault never fired"
+    await asyncio.sleep(5.5)  # longer than the held edit's retry_after
+    assert shows_done(), "a stale edit landed after the final one"

@@ -127,6 +127,7 @@ class Limits:
     rate_limited: list[tuple[str, str, str]] = field(default_factory=list)
     _buckets: dict[tuple[str, tuple[str, ...]], Bucket] = field(default_factory=dict)
     _global: deque[float] = field(default_factory=deque)
+    _promised: list[float] = field(default_factory=list)
 
     # -- uploads ----------------------------------------------------------------------------
 
@@ -158,9 +159,8 @@ class Limits:
             while window and window[0] <= now - 1.0:
                 window.popleft()
             if len(window) >= self.global_per_second:
-                retry = max(0.001, window[0] + 1.0 - now)
                 self.rate_limited.append((method, template, "global"))
-                raise rate_limited(round(retry, 3), is_global=True)
+                raise rate_limited(round(self._global_retry(now), 3), is_global=True)
         bucket = self._bucket(method, template, params)
         bucket.refresh(now)
         if bucket.remaining <= 0:
@@ -172,6 +172,18 @@ class Limits:
         if authenticated and not exempt:
             self._global.append(now)
         return bucket.headers(now)
+
+    def _global_retry(self, now: float) -> float:
+        """When a globally limited request may come back: the n-th one turned away while the
+        window is full is sent to the moment the n-th oldest call leaves it, so the callers
+        told to retry (discord.py sleeps ``retry_after`` and retries, 5 tries in all) find a
+        slot each rather than all returning to the same one."""
+        promised = [at for at in self._promised if at > now]
+        window = self._global
+        n = len(promised)
+        at = window[n] + 1.005 if n < len(window) else max(promised) + 1.0
+        self._promised = [*promised, at]
+        return max(0.001, at - now)
 
     def _bucket(self, method: str, template: str, params: dict[str, str]) -> Bucket:
         if (method, template) in _MESSAGE_ROUTES:
