@@ -48,8 +48,10 @@ class Application:
         guild_ready_timeout: float = 2.0,
         web_host: str = "0.0.0.0",
         min_edit_interval: float = 3.0,
+        force_sync: bool = False,
     ) -> None:
         self.settings = settings
+        self._force_sync = force_sync
         self._guild_ready_timeout = guild_ready_timeout
         self._web_host = web_host
         self._min_edit_interval = min_edit_interval
@@ -77,11 +79,19 @@ class Application:
             chunk_size=s.mj_chunk_size,
         )
         # The emulator or a Discord REST proxy serves attachments from its own host too.
-        files = HttpImages(self.session, extra_hosts=[URL(s.discord_api_base).host or ""])
+        files = HttpImages(
+            self.session,
+            extra_hosts=[URL(s.discord_api_base).host or ""],
+            max_pixels=s.max_reference_pixels,
+        )
         clock = SystemClock()
         ledger = Ledger(self.storage.jobs)
         self.bot = bot = MjcordBot(
-            dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
+            cogs=lambda: cogs,  # built below: they need the bot, the presenter and the gate
+            dev_guild_id=s.dev_guild_id,
+            guild_ready_timeout=self._guild_ready_timeout,
+            sync_record=self.storage.command_sync,
+            force_sync=self._force_sync,
         )
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
@@ -110,20 +120,21 @@ class Application:
             callbacks=notify_hook is not None,
         )
         actions = ActionService(self.api, ledger, gate, clock, notify_hook=notify_hook)
-        bot._initial_cogs += [
+        cogs = [
             FollowUpCog(actions, service),
-            DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
-        ]
-        bot._initial_cogs.append(
+            DescribeBlendCog(
+                service,
+                files,
+                max_reference_bytes=s.max_reference_bytes,
+                server_modes=gate.default_mode,
+            ),
             ImagineCog(
                 service,
                 files,
                 presenter,
                 max_reference_bytes=s.max_reference_bytes,
                 server_modes=gate.default_mode,
-            )
-        )
-        bot._initial_cogs += [
+            ),
             QuotaCog(moderation),
             ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
         ]
@@ -198,5 +209,14 @@ async def run(settings: Settings) -> None:
     try:
         await app.start()
         await app.wait()
+    finally:
+        await app.stop()
+
+
+async def sync(settings: Settings) -> None:
+    """`python -m bot sync`: start, sync the slash commands whether or not they changed, stop."""
+    app = Application(settings, force_sync=True)
+    try:
+        await app.start()
     finally:
         await app.stop()
