@@ -145,7 +145,8 @@ class MjcordBot(commands.Bot):
         if interaction.type is discord.InteractionType.component:
             data: dict[str, Any] = dict(interaction.data or {})
             custom_id = str(data.get("custom_id", ""))
-            if recognised(custom_id) and _on_message(interaction.message, custom_id):
+            kind = data.get("component_type")
+            if recognised(custom_id) and _on_message(interaction.message, custom_id, kind):
                 return
             log.info("unrecognised component %r (interaction %s)", custom_id[:100], interaction.id)
             await tell(interaction, UNKNOWN_BUTTON)
@@ -162,14 +163,15 @@ class MjcordBot(commands.Bot):
             await tell(interaction, NOT_ANSWERED)
 
 
-def _on_message(message: discord.Message | None, custom_id: str) -> bool:
-    """True when the message carries a component with this custom id."""
+def _on_message(message: discord.Message | None, custom_id: str, kind: object) -> bool:
+    """True when the message carries a component of this type with this custom id (what
+    discord.py's `schedule_dynamic_item_call` looks for before it calls an item)."""
     if message is None:
         return False
     stack: list[Any] = list(message.components)
     while stack:
         component = stack.pop()
-        if getattr(component, "custom_id", None) == custom_id:
+        if getattr(component, "custom_id", None) == custom_id and component.type.value == kind:
             return True
         stack.extend(getattr(component, "children", ()))
     return False

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -56,9 +57,18 @@ class InvalidInput(app_commands.CheckFailure):
         self.sentence = sentence
 
 
-def _shown(name: object) -> str:
-    """An option name from the payload, fit to quote (crafted names can hold anything)."""
-    return f"`{name}`" if isinstance(name, str) and _SAFE_NAME.fullmatch(name) else "an option"
+def _no_such_option(command: str, name: object) -> InvalidInput:
+    """An unknown option, named only when the name is a plain word (crafted names can hold
+    anything: mentions, markdown, megabytes)."""
+    if isinstance(name, str) and _SAFE_NAME.fullmatch(name):
+        return InvalidInput(f"/{command} has no option `{name}`.")
+    return InvalidInput(f"/{command} has no such option.")
+
+
+def _blank(text: str) -> bool:
+    """True when nothing in `text` would show: spaces, and invisible format characters (zero
+    widths, joiners, soft hyphens, BOM — Unicode categories Z and C) count as nothing."""
+    return all(unicodedata.category(ch)[0] in "ZC" for ch in text)
 
 
 def leaf_options(options: object) -> list[Any]:
@@ -87,7 +97,7 @@ def check_command(interaction: discord.Interaction[Any]) -> None:
         name = option.get("name") if isinstance(option, dict) else None
         param = params.get(name) if isinstance(name, str) else None
         if param is None:
-            raise InvalidInput(f"/{command.qualified_name} has no option {_shown(name)}.")
+            raise _no_such_option(command.qualified_name, name)
         if param.display_name in seen:
             raise InvalidInput(f"`{param.display_name}` was given twice.")
         seen.add(param.display_name)
@@ -140,7 +150,7 @@ def _expected(param: app_commands.Parameter) -> str:
 def _check_string(param: app_commands.Parameter, name: str, value: object) -> None:
     if not isinstance(value, str):
         raise InvalidInput(f"{name} must be text.")
-    if not value.strip():
+    if _blank(value):
         raise InvalidInput(f"{name} can't be empty.")
     # For a string parameter discord.py keeps min_length/max_length in min_value/max_value
     # (Parameter.to_dict sends them as min_length/max_length).
@@ -201,7 +211,7 @@ def check_fields(fields: Sequence[discord.ui.TextInput[Any]]) -> None:
             warnings.simplefilter("ignore", DeprecationWarning)
             name = f"`{field.label}`"
         value = field.value or ""
-        if field.required and not value.strip():
+        if field.required and _blank(value):
             raise InvalidInput(f"{name} can't be empty.")
         if field.max_length is not None and len(value) > field.max_length:
             raise InvalidInput(

@@ -129,7 +129,9 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=JOB_BUT
         out of range becomes job 0, which the callback refuses with a sentence."""
         job, index = bounded_id(match["job"]), bounded_index(match["index"])
         if job is None or index is None:
-            return cls(0, 0)
+            placeholder = cls(1, 0)  # its custom id must fit the template; job 0 is refused
+            placeholder.job_id = 0
+            return placeholder
         return cls(job, index, kind=PressKind(match["kind"] or ""))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
@@ -165,7 +167,9 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CO
         /,
     ) -> ContinueButton:
         """Rebuild the button from its custom id (after a restart too); never raises."""
-        return cls(bounded_id(match["job"]) or 0)
+        button = cls(bounded_id(match["job"]) or 1)
+        button.job_id = bounded_id(match["job"]) or 0  # 0: out of range, refused by callback
+        return button
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Hand the press to the follow-up cog."""
