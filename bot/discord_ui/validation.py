@@ -19,13 +19,16 @@ import re
 import unicodedata
 import warnings
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import discord
 from discord import AppCommandOptionType as T
 from discord import app_commands
 
 from bot.core.followups import MAX_ID
+
+if TYPE_CHECKING:
+    from bot.discord_ui.client import MjcordBot
 
 # Discord's INTEGER and NUMBER options hold values within ±2^53 (the Discord developer docs,
 # "Application Command Option Type": "Any integer between -2^53+1 and 2^53-1").
@@ -80,7 +83,7 @@ def leaf_options(options: object) -> list[Any]:
     return current
 
 
-def check_command(interaction: discord.Interaction[Any]) -> None:
+def check_command(interaction: discord.Interaction[MjcordBot]) -> None:
     """Check every option of a slash command interaction against the command's parameters.
 
     Does nothing for an interaction whose command the tree does not know: the tree answers
@@ -207,8 +210,9 @@ def _channel_word(kind: discord.ChannelType) -> str:
 def check_fields(fields: Sequence[discord.ui.TextInput[Any]]) -> None:
     """A modal's answers against each text input's declared required/min/max length."""
     for field in fields:
-        with warnings.catch_warnings():  # discord.py 2.6+ moves labels to ui.Label; still read
-            warnings.simplefilter("ignore", DeprecationWarning)
+        # discord.py 2.6+ deprecates TextInput.label (labels move to ui.Label) and forces its
+        # warning on with simplefilter("always"); recording keeps it out of the log.
+        with warnings.catch_warnings(record=True):
             name = f"`{field.label}`"
         value = field.value or ""
         if field.required and _blank(value):
