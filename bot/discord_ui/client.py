@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.followups import recognised
+from bot.discord_ui.i18n import CommandTranslator
 from bot.discord_ui.tree import MjcordTree, tell
 from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
 
@@ -91,11 +92,18 @@ class MjcordBot(commands.Bot):
         for cog in cogs:
             await self.add_cog(cog)
         self.add_dynamic_items(JobButton, ContinueButton)
+        # Before the sync: the translator's localisations are part of the synced payload.
+        await self.tree.set_translator(CommandTranslator())
         await self.sync_commands(force=self.force_sync)
 
-    def command_payload(self, guild: discord.abc.Snowflake | None) -> list[dict[str, Any]]:
-        """What `tree.sync` sends for this scope (without translations: the bot has none)."""
-        return [command.to_dict(self.tree) for command in self.tree.get_commands(guild=guild)]
+    async def command_payload(self, guild: discord.abc.Snowflake | None) -> list[dict[str, Any]]:
+        """What `tree.sync` sends for this scope, localisations included (as `tree.sync` builds
+        it: `get_translated_payload` when a translator is set, else `to_dict`)."""
+        commands = self.tree.get_commands(guild=guild)
+        translator = self.tree.translator
+        if translator is None:
+            return [command.to_dict(self.tree) for command in commands]
+        return [await command.get_translated_payload(self.tree, translator) for command in commands]
 
     async def sync_commands(self, *, force: bool = False) -> list[app_commands.AppCommand] | None:
         """Sync to DEV_GUILD_ID when set (instant), else globally (may take Discord a while).
@@ -110,7 +118,7 @@ class MjcordBot(commands.Bot):
             self.tree.copy_global_to(guild=guild)
         scope = f"guild:{guild.id}" if guild is not None else "global"
         payload = json.dumps(
-            [self.application_id, self.command_payload(guild)], sort_keys=True, default=str
+            [self.application_id, await self.command_payload(guild)], sort_keys=True, default=str
         )
         digest = hashlib.sha256(payload.encode()).hexdigest()
         recorded = None if self.sync_record is None else await self.sync_record.synced_hash(scope)
