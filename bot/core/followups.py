@@ -145,14 +145,33 @@ def describe_prompts(final_prompt: str) -> list[str]:
 # One strict grammar for every custom id mjcord puts on a Discord component. Numbers are
 # bounded: a job id is a positive 63-bit integer (the jobs table's BIGINT), a button index is
 # below 25 (Discord allows 5 rows of 5), and Discord ids (snowflakes) are 63-bit as well.
-# The regexes are what discord.py's DynamicItem templates match (fullmatch); `parse_*` then
-# checks the ranges a regex cannot.
+# The regexes are what discord.py's DynamicItem templates match (fullmatch), and they bound the
+# numbers exactly: an id outside the ranges matches no template.
 
 MAX_ID = 2**63 - 1
 MAX_INDEX = 24
 
-_ID = r"[1-9][0-9]{0,18}"
-_INDEX = r"(?:0|[1-9][0-9]?)"
+
+def _at_most(limit: int) -> str:
+    """A regex matching exactly the decimal numbers 1 … `limit` (no sign, no leading zero).
+
+    Shorter numbers are free; numbers as long as `limit` must not exceed it digit by digit.
+    So the custom id's grammar itself is bounded: an id outside it matches no template, and
+    discord.py never builds an item for it.
+    """
+    digits = str(limit)
+    options = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"] if len(digits) > 1 else []
+    for i, digit in enumerate(digits):
+        low = 1 if i == 0 else 0
+        if int(digit) > low:
+            rest = len(digits) - i - 1
+            options.append(f"{digits[:i]}[{low}-{int(digit) - 1}][0-9]{{{rest}}}")
+    options.append(digits)
+    return "(?:" + "|".join(options) + ")"
+
+
+_ID = _at_most(MAX_ID)
+_INDEX = f"(?:0|{_at_most(MAX_INDEX)})"
 
 JOB_BUTTON_TEMPLATE = rf"mj:(?P<job>{_ID}):(?P<index>{_INDEX})(?::(?P<kind>[zd]))?"
 CONTINUE_TEMPLATE = rf"mjin:(?P<job>{_ID})"
@@ -192,15 +211,3 @@ def job_button_id(job_id: int, index: int, kind: PressKind = PressKind.PLAIN) ->
 def recognised(custom_id: str) -> bool:
     """True when one of mjcord's templates matches the whole custom id."""
     return any(t.fullmatch(custom_id) for t in TEMPLATES)
-
-
-def bounded_id(text: str) -> int | None:
-    """A job or Discord id from a custom id, or None when outside 1 … 2**63-1."""
-    value = int(text)
-    return value if 1 <= value <= MAX_ID else None
-
-
-def bounded_index(text: str) -> int | None:
-    """A button index from a custom id, or None when outside 0 … 24."""
-    value = int(text)
-    return value if 0 <= value <= MAX_INDEX else None

@@ -20,8 +20,6 @@ from bot.core.followups import (
     CONTINUE_TEMPLATE,
     JOB_BUTTON_TEMPLATE,
     PressKind,
-    bounded_id,
-    bounded_index,
     describe_prompts,
     job_button_id,
 )
@@ -125,21 +123,15 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=JOB_BUT
         match: re.Match[str],
         /,
     ) -> JobButton:
-        """Rebuild the button from its custom id (after a restart too). Never raises: a number
-        out of range becomes job 0, which the callback refuses with a sentence."""
-        job, index = bounded_id(match["job"]), bounded_index(match["index"])
-        if job is None or index is None:
-            placeholder = cls(1, 0)  # its custom id must fit the template; job 0 is refused
-            placeholder.job_id = 0
-            return placeholder
-        return cls(job, index, kind=PressKind(match["kind"] or ""))
+        """Rebuild the button from its custom id (after a restart too). The template bounds
+        both numbers, so this never raises."""
+        return cls(int(match["job"]), int(match["index"]), kind=PressKind(match["kind"] or ""))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Hand the press to the follow-up cog."""
 
         async def press(handler: ButtonHandler) -> None:
-            if self.job_id:
-                await handler.on_job_button(interaction, self.job_id, self.index, self.kind)
+            await handler.on_job_button(interaction, self.job_id, self.index, self.kind)
 
         await guarded(interaction, press)
 
@@ -167,16 +159,13 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CO
         /,
     ) -> ContinueButton:
         """Rebuild the button from its custom id (after a restart too); never raises."""
-        button = cls(bounded_id(match["job"]) or 1)
-        button.job_id = bounded_id(match["job"]) or 0  # 0: out of range, refused by callback
-        return button
+        return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
         """Hand the press to the follow-up cog."""
 
         async def press(handler: ButtonHandler) -> None:
-            if self.job_id:
-                await handler.on_continue(interaction, self.job_id)
+            await handler.on_continue(interaction, self.job_id)
 
         await guarded(interaction, press)
 

@@ -231,7 +231,6 @@ MODES = r"^`mode` must be one of: Midjourney, Niji\.$"
 SERVER_ONLY = r"works only in servers"
 NO_DETAILS = r"^`image1`: Discord did not send the file's details\. Please attach it again\.$"
 UNKNOWN_BUTTON = r"^I don't recognise this button"
-GONE = r"^This button is no longer available\.$"
 EXPIRED = r"^This form has expired"
 
 
@@ -527,16 +526,19 @@ ROWS: list[Row] = [
     Row("button-job-not-a-number", _press("mj:abc:1"), UNKNOWN_BUTTON),
     Row("button-unknown-kind", _press("mj:1:2:x"), UNKNOWN_BUTTON),
     Row("button-job-23-digits", _press("mj:" + "9" * 23 + ":0"), UNKNOWN_BUTTON),
-    Row("button-job-over-63-bits", _press("mj:9999999999999999999:0"), GONE),
+    Row("button-job-over-63-bits", _press("mj:9223372036854775808:0"), UNKNOWN_BUTTON),
     Row("button-job-leading-zero", _press("mj:01:0"), UNKNOWN_BUTTON),
     Row("button-job-negative", _press("mj:-1:0"), UNKNOWN_BUTTON),
-    Row("button-index-99", _press("mj:1:99"), GONE),
+    Row("button-index-25", _press("mj:1:25"), UNKNOWN_BUTTON),
+    Row("button-job-at-63-bits", _press("mj:9223372036854775807:0"), r"no longer available"),
+    Row("report-over-63-bits", _press("mjreport:9223372036854775808"), UNKNOWN_BUTTON),
+    Row("modlog-user-over-63-bits", _press("mjmod:ban:1:99999999999999999999"), UNKNOWN_BUTTON),
     Row("button-unicode-digits", _press("mj:\u0661:\u0660"), UNKNOWN_BUTTON),
     Row("button-no-such-job", _press("mj:424242:0"), r"no longer available|not available"),
     Row("button-not-on-message", _press("mj:1:0", on_message=False), UNKNOWN_BUTTON),
     Row("button-as-select-menu", _press("mj:1:0", component_type=3), UNKNOWN_BUTTON),
     Row("continue-not-a-number", _press("mjin:abc"), UNKNOWN_BUTTON),
-    Row("continue-over-63-bits", _press("mjin:9999999999999999999"), GONE),
+    Row("continue-over-63-bits", _press("mjin:9999999999999999999"), UNKNOWN_BUTTON),
     Row("report-job-zero", _press("mjreport:0"), UNKNOWN_BUTTON),
     Row("modlog-unknown-action", _press("mjmod:nuke:1:1"), UNKNOWN_BUTTON),
     Row("button-100-chars", _press("mj:1:0:" + "z" * 93), UNKNOWN_BUTTON),
