@@ -48,10 +48,10 @@ class Application:
         guild_ready_timeout: float = 2.0,
         web_host: str = "0.0.0.0",
         min_edit_interval: float = 3.0,
-        force_sync: bool = False,
+        sync_only: bool = False,
     ) -> None:
         self.settings = settings
-        self._force_sync = force_sync
+        self._sync_only = sync_only  # `python -m bot sync`: log in, sync, return
         self._guild_ready_timeout = guild_ready_timeout
         self._web_host = web_host
         self._min_edit_interval = min_edit_interval
@@ -91,7 +91,7 @@ class Application:
             dev_guild_id=s.dev_guild_id,
             guild_ready_timeout=self._guild_ready_timeout,
             sync_record=self.storage.command_sync,
-            force_sync=self._force_sync,
+            force_sync=self._sync_only,
         )
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
@@ -144,6 +144,11 @@ class Application:
             callback_secret=secret if notify_hook else None,
             on_callback=self.tracker.hint,
         )
+        if self._sync_only:
+            # Logging in runs setup_hook, which syncs; no gateway session (it would receive the
+            # running bot's interactions), no web server (its port is taken), no tracker.
+            await bot.login(s.discord_token.get_secret_value())
+            return
         await self.web.start(self._web_host, s.port)
         bot_task = asyncio.create_task(bot.start(s.discord_token.get_secret_value()))
         self._tasks.append(bot_task)
@@ -214,8 +219,9 @@ async def run(settings: Settings) -> None:
 
 
 async def sync(settings: Settings) -> None:
-    """`python -m bot sync`: start, sync the slash commands whether or not they changed, stop."""
-    app = Application(settings, force_sync=True)
+    """`python -m bot sync`: sync the slash commands whether or not they changed, beside a
+    running bot if there is one."""
+    app = Application(settings, sync_only=True)
     try:
         await app.start()
     finally:
