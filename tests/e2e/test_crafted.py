@@ -632,7 +632,9 @@ async def test_forged_callback_changes_nothing(
 
 async def test_after_the_table_a_normal_imagine_still_finishes(bench: Bench) -> None:
     """Runs last in this module: the bot is up and serves members as before."""
-    submits = _submits(bench.sim)
+    submits, usage = _submits(bench.sim), await _count(bench.app, "mod_usage")
     final = await _one_normal_job(bench.emu, bench.alice, "a lighthouse after the storm")
     assert final["attachments"] and _submits(bench.sim) == submits + 1
     assert await _count(bench.app, "jobs") == 2
+    # The charge counter the rows watch does move for a real job (so "unchanged" means something).
+    assert await _count(bench.app, "mod_usage") == usage + 1
