@@ -4,16 +4,21 @@ several bot starts."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
+from pathlib import Path
 
 import pytest
 
 from bot import app as app_module
 from bot.sandbox.discord import DiscordEmulator
 from bot.sandbox.mjproxy import MjProxySimulator
-from tests.e2e.conftest import Running, make_settings
+from tests.e2e.conftest import Running, bot_env, make_settings
 from tests.e2e.test_followups import grid, next_finish, press
 
+ROOT = Path(__file__).resolve().parents[2]
 ZOOM = "`Zoom out by (--zoom, from 1 to 2)`"
 PROMPT = "`New prompt (optional)`"
 
@@ -134,3 +139,37 @@ async def test_commands_are_guild_only_and_synced_only_when_they_change(
     assert _command_puts(emu) == 4
     assert third.bot is not None
     await third.stop()
+
+
+async def test_python_m_bot_sync_beside_a_running_bot(
+    emu: DiscordEmulator, sim: MjProxySimulator, bots: Running, db_url: str, tmp_path: Path
+) -> None:
+    """The operator's command, as a process, while the bot runs on the same database: it syncs
+    (to the server given with --guild) and exits 0 without opening a gateway session."""
+    await bots.start()
+    puts, seen = _command_puts(emu), len(emu.requests)
+    env = {**os.environ, **bot_env(emu, sim, db_url)}
+    env.pop("DEV_GUILD_ID")  # --guild decides
+    log = tmp_path / "sync.log"
+    with log.open("wb") as out:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "sync",
+            "--guild",
+            str(emu.guild_id),
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+        code = await asyncio.wait_for(proc.wait(), timeout=60)
+    assert code == 0, log.read_text(errors="replace")
+    assert _command_puts(emu) == puts + 1
+    assert any(r.method == "PUT" and "/guilds/" in r.route for r in emu.requests[-5:]), (
+        "the sync did not go to the guild"
+    )
+    # Logging in is enough to sync: the process never asked where the gateway is.
+    assert not [r for r in emu.requests[seen:] if r.route.startswith("/gateway")]
+    assert emu.gateway_connected
