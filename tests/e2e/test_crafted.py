@@ -265,6 +265,11 @@ def _press(custom_id: str, *, on_message: bool = True, component_type: int = 2) 
     return build
 
 
+def _mod(b: Bench, sub: str, **options: Any) -> dict[str, Any]:
+    """A valid `/mod limits <sub>` payload."""
+    return c.command(b.emu, "mod", {"limits": {sub: options}}, user_id=b.alice)
+
+
 def _dm(build: Build) -> Build:
     return lambda b: c.in_dm(build(b))
 
@@ -346,6 +351,22 @@ ROWS: list[Row] = [
             "HUGE",
         ),
         r"^`dimensions` must be one of: Portrait \(2:3\), Square \(1:1\), Landscape \(3:2\)\.$",
+    ),
+    # the same check reaches subcommands (moderation's own /mod rows live in its tests)
+    Row(
+        "mod-quota-negative",
+        lambda b: c.set_value(_mod(b, "default", per_day=5), "per_day", -5),
+        r"^`per_day` must be from 0 to 100000\.$",
+    ),
+    Row(
+        "mod-cooldown-overflow",
+        lambda b: c.set_value(_mod(b, "cooldown", seconds=5), "seconds", 10**30),
+        r"^`seconds` must be from 0 to 86400\.$",
+    ),
+    Row(
+        "mod-cooldown-fraction",
+        lambda b: c.set_value(_mod(b, "cooldown", seconds=5), "seconds", 1.5),
+        r"^`seconds` must be a whole number\.$",
     ),
     # attachments: what Discord sent about the file
     Row("attachment-no-resolved", _no_resolved, NO_DETAILS),
