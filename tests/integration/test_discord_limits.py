@@ -163,6 +163,17 @@ async def test_the_global_limit_is_50_a_second_and_spares_interaction_endpoints(
     assert raw.emu.limits.rate_limited == [("GET", "/users/@me", "global")]
 
 
+async def test_a_burst_of_interaction_callbacks_meets_no_limit(raw: Raw) -> None:
+    # 120 callbacks (to unknown interactions: 404 10062) within a second: neither the global
+    # limit nor a shared bucket turns them away; each interaction has its own.
+    results = [
+        await raw.call("POST", f"/interactions/{n}/tok{n}/callback", {"type": 5}, auth=False)
+        for n in range(1, 121)
+    ]
+    assert {(status, body["code"]) for status, _, body in results} == {(404, 10062)}
+    assert raw.emu.limits.rate_limited == []
+
+
 async def test_invalid_requests_count_401_403_429_but_not_shared_429s(raw: Raw) -> None:
     assert (await raw.call("GET", "/users/@me", auth=False))[0] == 401
     raw.emu.deny_permission(raw.emu.channel_id, "SEND_MESSAGES")
