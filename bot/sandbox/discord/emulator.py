@@ -229,7 +229,7 @@ class DiscordEmulator:
 
     def guild_create_payload(self) -> dict[str, Any]:
         channels = [c for c in self.channels.values() if c["type"] not in models.THREAD_TYPES]
-        threads = active_threads(self)  # Discord syncs only active threads up front
+        threads = active_threads(self, self.guild_id)  # Discord syncs only active ones
         members = [self.member_payload(uid) for uid in self.members]
         return {
             "id": str(self.guild_id),

@@ -416,7 +416,7 @@ async def create_thread_from_message(emu: DiscordEmulator, req: ApiRequest) -> R
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 100:
         raise invalid_form("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-    archive = threads.before_create(emu, body.get("auto_archive_duration"))
+    archive = threads.before_create(emu, parent, body.get("auto_archive_duration"))
     thread_id = int(msg["id"])  # Discord: a thread started from a message shares its id
     thread = models.thread_payload(
         thread_id,
