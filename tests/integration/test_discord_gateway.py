@@ -481,3 +481,85 @@ async def test_gateway_latency_delays_dispatches_and_counts_against_the_window(
         assert received[1] - late.dispatched_at >= 0.6
         assert [(r.status, r.response["code"]) for r in late_callbacks()] == [(404, 10062)]
         assert late.acked_at is None
+
+
+# -- intents and protocol checks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("members", [False, True])
+async def test_identify_intents_decide_which_events_arrive(
+    members: bool,
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = await make_emu(privileged_intents=1 << 1)  # GUILD_MEMBERS enabled for the app
+    intents = discord.Intents.default()
+    intents.members = members
+    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.01)
+    async with running_bot(emu, bot, monkeypatch) as run:
+        alice = emu.add_user("alice")
+        channel = emu.add_channel("always")  # GUILDS: in discord.py's default intents
+        await run.wait(lambda: run.bot.get_channel(channel) is not None, what="CHANNEL_CREATE")
+        session = only_session(emu)
+        # Discord: "If you do not specify an intent when identifying, you will not receive
+        # any of the Gateway events associated with that intent" (GUILD_MEMBER_ADD: members).
+        got = [f["t"] for f in session.buffer]
+        assert ("GUILD_MEMBER_ADD" in got) is members
+        guild = run.bot.get_guild(emu.guild_id)
+        assert guild is not None
+        if members:
+            await run.wait(lambda: guild.get_member(alice) is not None, what="member cached")
+
+
+async def test_a_privileged_intent_not_enabled_closes_4014(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = await make_emu()  # no privileged intent enabled for the app
+    bot = QuickBot(command_prefix="!", intents=discord.Intents.all(), guild_ready_timeout=0.01)
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        async with running_bot(emu, bot, monkeypatch) as run:
+            await run.wait(lambda: False, timeout=5)  # pragma: no cover
+    assert emu.connections[0].close_code == 4014
+
+
+async def test_server_heartbeat_request_is_answered_at_once(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = await make_emu()  # 41.25 s interval: a prompt beat can only be the answer to op 1
+    probe = Probe()
+    async with running_bot(emu, probe.bot, monkeypatch) as run:
+        conn = only_session(emu).connection
+        assert conn is not None
+        beats = sum(1 for f in conn.received if f.get("op") == 1)
+        emu.request_heartbeat()
+        await run.wait(
+            lambda: sum(1 for f in conn.received if f.get("op") == 1) == beats + 1,
+            timeout=5,
+            what="heartbeat sent on request",
+        )
+
+
+async def test_raw_protocol_violations_close_with_discords_codes(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu()
+    oversized = {"op": 1, "d": None, "pad": "x" * 4100}
+    cases: list[tuple[str, list[dict[str, Any]], int]] = [
+        ("unknown opcode", [{"op": 42, "d": None}], 4001),
+        ("presence before IDENTIFY", [{"op": 3, "d": {"status": "online"}}], 4003),
+        ("payload over 4096 bytes", [oversized], 4002),
+        ("121 frames in a minute", [{"op": 1, "d": None}] * 121, 4008),
+    ]
+    for label, frames, code in cases:
+        http, ws = await _raw(emu)
+        try:
+            for frame in frames:
+                await ws.send_json(frame)
+            while True:
+                msg = await ws.receive(timeout=5)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == code, label
+        finally:
+            await ws.close()
+            await http.close()

@@ -61,6 +61,7 @@ class DiscordEmulator:
         session_timeout: float = 180.0,
         replay_limit: int = 1000,
         max_guilds_per_shard: int = 2500,
+        privileged_intents: int = 0,
     ) -> None:
         self.validator = validator
         self.latency_ms = latency_ms
@@ -70,6 +71,8 @@ class DiscordEmulator:
         self.session_timeout = session_timeout
         self.replay_limit = replay_limit
         self.max_guilds_per_shard = max_guilds_per_shard  # Discord: 2,500 per shard
+        # The privileged intents enabled for the app (Developer Portal); others close with 4014.
+        self.privileged_intents = privileged_intents
         self.upload_limit = upload_limit
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
@@ -534,7 +537,8 @@ class DiscordEmulator:
         return {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
 
     def publish(self, event: str, data: dict[str, Any]) -> None:
-        """Route an event to every open session whose shard serves its guild.
+        """Route an event to every open session whose shard serves its guild and whose
+        IDENTIFY intents ask for it.
 
         Sessions without a healthy connection keep it for RESUME; the data is copied now, as
         the event is what happened at this moment.
@@ -543,7 +547,9 @@ class DiscordEmulator:
         targets = [
             s
             for s in self.sessions.values()
-            if not s.expired(self.session_timeout) and s.serves(guild)
+            if not s.expired(self.session_timeout)
+            and s.serves(guild)
+            and s.subscribed(event, guild)
         ]
         if not targets:
             return  # no session: the bot is offline and never sees it, as live
@@ -615,6 +621,11 @@ class DiscordEmulator:
         for conn in self._connections(shard):
             conn.ready = False
             conn.send({"op": 7, "d": None, "s": None, "t": None})
+
+    def request_heartbeat(self, *, shard: int | None = None) -> None:
+        """Send op 1: Discord may ask for a heartbeat, which the client must send at once."""
+        for conn in self._connections(shard):
+            conn.send({"op": 1, "d": None, "s": None, "t": None})
 
     def zombie_gateway(self, *, shard: int | None = None) -> None:
         """Go quiet on the connection: heartbeat ACKs withheld, events kept for RESUME only."""
