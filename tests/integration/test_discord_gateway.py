@@ -563,3 +563,49 @@ async def test_raw_protocol_violations_close_with_discords_codes(
         finally:
             await ws.close()
             await http.close()
+
+
+@given(
+    pushed=st.integers(min_value=0, max_value=40),
+    limit=st.integers(min_value=1, max_value=20),
+    data=st.data(),
+)
+def test_resume_replays_exactly_what_the_client_missed(
+    pushed: int, limit: int, data: st.DataObject
+) -> None:
+    session = Session("s", (0, 1), {}, limit)
+    for i in range(pushed):
+        session.push("EVENT", {"i": i})
+    seen = data.draw(st.integers(min_value=0, max_value=pushed), label="client seq")
+    missed = session.missed_since(seen)
+    oldest_kept = pushed - min(pushed, limit) + 1  # the buffer keeps the last `limit` frames
+    if seen == pushed or seen + 1 >= oldest_kept:
+        assert missed is not None
+        assert [f["s"] for f in missed] == list(range(seen + 1, pushed + 1))
+    else:
+        assert missed is None  # too far back: Discord answers INVALID_SESSION false
+
+
+async def test_resume_takes_the_session_over_from_a_connection_still_open(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu()
+    http, old = await _raw(emu)
+    try:
+        await _identify(old, emu)
+        ready = await _until_dispatch(old, "READY")
+        await _until_dispatch(old, "GUILD_CREATE")
+        new = await http.ws_connect(f"ws://127.0.0.1:{emu.port}/resume-gateway")
+        await new.receive_json(timeout=5)
+        resume = {"token": emu.token, "session_id": ready["d"]["session_id"], "seq": 2}
+        await new.send_json({"op": 6, "d": resume})
+        assert (await _until_dispatch(new, "RESUMED"))["s"] == 3
+        closed = await old.receive(timeout=5)
+        assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4000
+        added = emu.add_channel("after-takeover")
+        created = await _until_dispatch(new, "CHANNEL_CREATE")
+        assert created["d"]["id"] == str(added) and created["s"] == 4
+        await new.close()
+    finally:
+        await old.close()
+        await http.close()
