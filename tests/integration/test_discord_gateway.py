@@ -609,3 +609,25 @@ async def test_resume_takes_the_session_over_from_a_connection_still_open(
     finally:
         await old.close()
         await http.close()
+
+
+@pytest.mark.parametrize("presences", [False, True])
+async def test_guild_create_lists_members_only_with_the_presences_intent(
+    presences: bool,
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = await make_emu(privileged_intents=1 << 8)
+    alice = emu.add_user("alice")
+    intents = discord.Intents.default()
+    intents.presences = presences
+    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.01)
+    async with running_bot(emu, bot, monkeypatch):
+        (created,) = [f["d"] for f in only_session(emu).buffer if f["t"] == "GUILD_CREATE"]
+        listed = {int(m["user"]["id"]) for m in created["members"]}
+        # Discord: without GUILD_PRESENCES the members "will only contain your bot and users
+        # in voice channels"; member_count still counts everyone.
+        assert listed == (
+            {emu.bot_user_id, emu.owner_user_id, alice} if presences else {emu.bot_user_id}
+        )
+        assert created["member_count"] == 3

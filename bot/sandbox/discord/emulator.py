@@ -36,7 +36,13 @@ from aiohttp import web
 
 from bot.sandbox.discord import interactions, models, pipeline, rest
 from bot.sandbox.discord.errors import DiscordHTTPError, rate_limited
-from bot.sandbox.discord.gateway import HEARTBEAT_INTERVAL_MS, Connection, Session, gateway_handler
+from bot.sandbox.discord.gateway import (
+    HEARTBEAT_INTERVAL_MS,
+    PRESENCES_INTENT,
+    Connection,
+    Session,
+    gateway_handler,
+)
 from bot.sandbox.discord.interactions import Interaction
 from bot.sandbox.discord.messages import make_attachment, public_view
 from bot.sandbox.discord.models import PERMISSIONS
@@ -227,7 +233,9 @@ class DiscordEmulator:
             stamp += (index - stamp) % count
             guild_id = (stamp << 22) | (guild_id & ((1 << 22) - 1))
         self._create_guild(name, guild_id)
-        self.publish("GUILD_CREATE", self.guild_create_payload(guild_id))
+        for session in self.serving(guild_id):
+            if session.subscribed("GUILD_CREATE", guild_id):
+                session.push("GUILD_CREATE", self.guild_create_payload(guild_id, session=session))
         return guild_id
 
     def guild_of(self, channel_id: int | None) -> int:
@@ -336,12 +344,20 @@ class DiscordEmulator:
         ]
         return [m for m in members if m is not None]
 
-    def guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+    def guild_create_payload(
+        self, guild_id: int | None = None, *, session: Session | None = None
+    ) -> dict[str, Any]:
+        """GUILD_CREATE as ``session`` receives it (None: as a session with every intent)."""
         gid = guild_id or self.guild_id
         mine = [c for c in self.channels.values() if c.get("guild_id") == str(gid)]
         channels = [c for c in mine if c["type"] not in models.THREAD_TYPES]
         threads = [c for c in mine if c["type"] in models.THREAD_TYPES]
-        members = self.guild_member_payloads(gid)
+        everyone = self.guild_member_payloads(gid)
+        members = everyone
+        if session is not None and not session.intents & PRESENCES_INTENT:
+            # Discord: without GUILD_PRESENCES, "members and presences returned in this event
+            # will only contain your bot and users in voice channels".
+            members = [m for m in everyone if m["user"]["id"] == str(self.bot_user_id)]
         return {
             "id": str(gid),
             "name": self.guild_names[gid],
@@ -380,7 +396,7 @@ class DiscordEmulator:
             "channels": channels,
             "threads": threads,
             "members": members,
-            "member_count": len(members),
+            "member_count": len(everyone),
             "presences": [],
             "voice_states": [],
             "stage_instances": [],

@@ -56,7 +56,8 @@ CLOSE_NOT_AUTHENTICATED, CLOSE_AUTH_FAILED, CLOSE_ALREADY_AUTHENTICATED = 4003, 
 CLOSE_INVALID_SEQ, CLOSE_RATE_LIMITED = 4007, 4008
 CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED, CLOSE_DISALLOWED_INTENTS = 4010, 4011, 4014
 # GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT: an app must enable them in its settings.
-PRIVILEGED_INTENTS = (1 << 1) | (1 << 8) | (1 << 15)
+PRESENCES_INTENT = 1 << 8
+PRIVILEGED_INTENTS = (1 << 1) | PRESENCES_INTENT | (1 << 15)
 # Discord: payloads an app sends "must not exceed 4096 bytes" (else 4002), and at most 120
 # events per connection every 60 seconds (else the connection is closed; 4008).
 MAX_PAYLOAD_BYTES, SEND_LIMIT, SEND_WINDOW = 4096, 120, 60.0
@@ -138,10 +139,14 @@ class Session:
             return index == 0
         return shard_for(guild_id, count) == index
 
+    @property
+    def intents(self) -> int:
+        return int(self.identify.get("intents") or 0)
+
     def subscribed(self, event: str, guild_id: int | None) -> bool:
         """Whether IDENTIFY's ``intents`` ask for this event (Discord sends nothing else)."""
         bit = required_intent(event, guild_id)
-        return bit is None or bool(int(self.identify.get("intents") or 0) & bit)
+        return bit is None or bool(self.intents & bit)
 
     def expired(self, timeout: float) -> bool:
         if self.closed:
@@ -318,7 +323,7 @@ class Connection:
         session.push("READY", emu.ready_payload(session, guilds))
         self.ready = True
         for guild_id in guilds:
-            session.push("GUILD_CREATE", emu.guild_create_payload(guild_id))
+            session.push("GUILD_CREATE", emu.guild_create_payload(guild_id, session=session))
 
     async def _resume(self, data: Any) -> None:
         emu = self.emu
