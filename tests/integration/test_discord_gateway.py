@@ -631,3 +631,24 @@ async def test_guild_create_lists_members_only_with_the_presences_intent(
             {emu.bot_user_id, emu.owner_user_id, alice} if presences else {emu.bot_user_id}
         )
         assert created["member_count"] == 3
+
+
+async def test_identify_faster_than_max_concurrency_allows_is_refused_with_op9(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu(identify_interval=5.0)
+    http, first = await _raw(emu)
+    try:
+        await _identify(first, emu)
+        await _until_dispatch(first, "READY")
+        second = await http.ws_connect(f"ws://127.0.0.1:{emu.port}/gateway")
+        await second.receive_json(timeout=5)
+        await _identify(second, emu)
+        # Discord: IDENTIFYs over max_concurrency per 5 s get Invalid Session (opcode 9).
+        assert await second.receive_json(timeout=5) == {"op": 9, "d": False, "s": None, "t": None}
+        assert emu.identify_refusals == 1
+        assert len([s for s in emu.sessions.values() if not s.closed]) == 1
+        await second.close()
+    finally:
+        await first.close()
+        await http.close()

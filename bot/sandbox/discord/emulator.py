@@ -68,6 +68,7 @@ class DiscordEmulator:
         replay_limit: int = 1000,
         max_guilds_per_shard: int = 2500,
         privileged_intents: int = 0,
+        identify_interval: float = 0.0,
     ) -> None:
         self.validator = validator
         self.latency_ms = latency_ms
@@ -79,6 +80,11 @@ class DiscordEmulator:
         self.max_guilds_per_shard = max_guilds_per_shard  # Discord: 2,500 per shard
         # The privileged intents enabled for the app (Developer Portal); others close with 4014.
         self.privileged_intents = privileged_intents
+        # Discord lets max_concurrency (1 here) IDENTIFYs through per 5 s and answers the rest
+        # with op 9. Off (0) by default: test clients skip discord.py's 5 s wait on purpose.
+        self.identify_interval = identify_interval
+        self.identify_refusals = 0
+        self._last_identify: dict[int, float] = {}
         self.upload_limit = upload_limit
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
@@ -540,6 +546,16 @@ class DiscordEmulator:
             "auth": {},
             "_trace": ['["mjcord-emulator"]'],
         }
+
+    def identify_allowed(self, shard_id: int, max_concurrency: int = 1) -> bool:
+        """Whether an IDENTIFY for this shard fits its rate-limit bucket right now."""
+        key = shard_id % max_concurrency  # Discord: rate_limit_key = shard_id % max_concurrency
+        now = time.monotonic()
+        last = self._last_identify.get(key)
+        if self.identify_interval > 0 and last is not None and now - last < self.identify_interval:
+            return False
+        self._last_identify[key] = now
+        return True
 
     def bot_gateway_payload(self) -> dict[str, Any]:
         """``GET /gateway/bot``: the URL, the recommended shard count, the session start limit."""

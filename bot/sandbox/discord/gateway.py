@@ -307,6 +307,12 @@ class Connection:
         if count < 1 or not 0 <= index < count:
             await self.close(CLOSE_INVALID_SHARD, b"Invalid shard.")
             return
+        if not emu.identify_allowed(index):
+            # Discord: over the max_concurrency IDENTIFYs per 5 s, "the Gateway will respond
+            # with an Invalid Session (opcode 9)".
+            emu.identify_refusals += 1
+            self.send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
+            return
         session = Session(
             session_id=secrets.token_hex(16),
             shard=(index, count),
