@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.sandbox.discord.emulator import DiscordEmulator
 
@@ -51,9 +53,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> DiscordEmulator:
     """The world the options describe: guilds spread round-robin over the shards."""
-    emu = DiscordEmulator(latency_ms=args.latency_ms, shards=args.shards)
-    if hasattr(emu, "rate_limits"):  # the REST side's switch, where this build has it
-        emu.rate_limits = args.rate_limits == "on"
+    options: dict[str, Any] = {"latency_ms": args.latency_ms, "shards": args.shards}
+    if "rate_limits" in inspect.signature(DiscordEmulator).parameters:
+        options["rate_limits"] = args.rate_limits == "on"  # the REST side's switch
+    emu = DiscordEmulator(**options)
     for index in range(1, args.guilds):
         emu.add_guild(f"server {index + 1}", shard=(index % args.shards, args.shards))
     return emu
