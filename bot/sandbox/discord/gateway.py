@@ -337,6 +337,9 @@ class Connection:
         if not isinstance(data, dict) or data.get("token") != emu.token:
             await self.close(CLOSE_AUTH_FAILED, b"Authentication failed.")
             return
+        if self.session is not None:
+            await self.close(CLOSE_ALREADY_AUTHENTICATED, b"Already authenticated.")
+            return
         emu.resume_payloads.append(data)
         session = emu.sessions.get(str(data.get("session_id")))
         if session is None or session.expired(emu.session_timeout):
