@@ -8,21 +8,25 @@ description cannot silently fall back to English).
 
 from __future__ import annotations
 
-import io
 import string
 import unicodedata
+from collections.abc import Callable
 
 import pytest
-from babel.messages.pofile import write_po
+from babel.messages.catalog import Catalog
+from babel.messages.plurals import get_plural
 
 from bot.discord_ui.i18n.catalog import LOCALES, catalogue_path, read_catalogue, template_path
 from bot.discord_ui.i18n.extract import (
     AnyCommand,
     all_strings,
     command_strings,
+    messages_template,
     template,
+    template_bytes,
     top_level_commands,
 )
+from bot.discord_ui.i18n.render import DOMAIN as MESSAGES
 from bot.discord_ui.i18n.translator import DOMAIN
 
 MAX_NAME = 32
@@ -57,11 +61,12 @@ def _placeholders(text: str) -> set[str]:
     return {field for _, field, _, _ in string.Formatter().parse(text) if field is not None}
 
 
-def test_the_template_on_disk_is_what_the_code_declares() -> None:
-    fresh = io.BytesIO()
-    write_po(fresh, template(), omit_header=True, sort_output=False, width=100)
-    on_disk = template_path(DOMAIN).read_bytes()
-    assert fresh.getvalue() == on_disk, "run `python -m bot.discord_ui.i18n.extract`"
+@pytest.mark.parametrize(("domain", "build"), [(DOMAIN, template), (MESSAGES, messages_template)])
+def test_the_templates_on_disk_are_what_the_code_declares(
+    domain: str, build: Callable[[], Catalog]
+) -> None:
+    on_disk = template_path(domain).read_bytes()
+    assert template_bytes(build()) == on_disk, "run `python -m bot.discord_ui.i18n.extract`"
 
 
 @pytest.mark.parametrize("locale", LOCALES)
@@ -128,3 +133,56 @@ def test_the_name_rule_rejects_what_discord_rejects() -> None:
     assert discord_name_ok("画像1") and discord_name_ok("por_día") and discord_name_ok("в_день")
     assert not discord_name_ok("Two words") and not discord_name_ok("Bild")
     assert not discord_name_ok("x" * 33) and not discord_name_ok("")
+
+
+# --- member-facing messages -------------------------------------------------------------------
+
+MAX_MESSAGE = 2000  # Discord's message content limit
+
+
+def _messages(locale: str) -> dict[str, object]:
+    catalog = read_catalogue(catalogue_path(locale, MESSAGES))
+    out: dict[str, object] = {}
+    for m in catalog:
+        if m.id and not m.fuzzy:
+            key = m.id if isinstance(m.id, str) else m.id[0]
+            out[key] = m.string
+    return out
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_message_is_translated_with_the_locales_plural_forms(locale: str) -> None:
+    table = _messages(locale)
+    forms = get_plural(locale.replace("-", "_")).num_plurals
+    problems = []
+    for entry in (e for e in messages_template() if e.id):
+        key = entry.id if isinstance(entry.id, str) else entry.id[0]
+        translated = table.get(key)
+        if isinstance(entry.id, str):
+            if not translated:
+                problems.append(f"missing: {key!r}")
+        elif not isinstance(translated, tuple | list) or len(translated) != forms:
+            problems.append(f"needs {forms} plural forms: {key!r}")
+        elif not all(translated):
+            problems.append(f"an empty plural form: {key!r}")
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_messages_keep_their_placeholders_and_fit_in_a_discord_message(locale: str) -> None:
+    table = _messages(locale)
+    problems = []
+    for entry in (e for e in messages_template() if e.id):
+        english = [entry.id] if isinstance(entry.id, str) else list(entry.id)
+        wanted = set().union(*(_placeholders(text) for text in english))
+        key = english[0]
+        found = table.get(key)
+        for text in [found] if isinstance(found, str) else list(found or []):
+            if _placeholders(text) - wanted or (
+                isinstance(entry.id, str) and _placeholders(text) != wanted
+            ):
+                problems.append(f"placeholders differ: {text!r}")
+            sample = text.format_map({name: "x" * 200 for name in _placeholders(text)})
+            if len(sample) > MAX_MESSAGE:
+                problems.append(f"over {MAX_MESSAGE} characters: {key!r}")
+    assert not problems, problems

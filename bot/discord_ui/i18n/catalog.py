@@ -41,34 +41,46 @@ def read_catalogue(path: Path) -> Catalog:
         return read_po(handle)
 
 
+#: A translation: one string, or a plural message's forms in the locale's gettext order.
+Translation = str | tuple[str, ...]
+
+
 @dataclass(frozen=True)
 class Catalogues:
-    """The translations of one domain, by locale: `(context, English) → translated`."""
+    """The translations of one domain, by locale: `(context, English singular) → translated`."""
 
     domain: str
-    by_locale: dict[str, dict[tuple[str | None, str], str]] = field(default_factory=dict)
+    by_locale: dict[str, dict[tuple[str | None, str], Translation]] = field(default_factory=dict)
+
+    def lookup_any(self, locale: str, text: str, context: str | None = None) -> Translation | None:
+        """The translation (or plural forms) of `text` in `locale`, or None."""
+        table = self.by_locale.get(locale)
+        return None if table is None else table.get((context, text))
 
     def lookup(self, locale: str, text: str, context: str | None = None) -> str | None:
-        """The translation of `text` in `locale`, or None (English, or not translated yet)."""
-        table = self.by_locale.get(locale)
-        if table is None:
-            return None
-        return table.get((context, text))
+        """The translation of a singular `text` in `locale`, or None (English, or missing)."""
+        found = self.lookup_any(locale, text, context)
+        return found if isinstance(found, str) else None
 
 
 @cache
 def load_catalogues(domain: str) -> Catalogues:
     """Every locale's catalogue of `domain` that exists on disk (read once per process)."""
-    by_locale: dict[str, dict[tuple[str | None, str], str]] = {}
+    by_locale: dict[str, dict[tuple[str | None, str], Translation]] = {}
     for locale in LOCALES:
         path = catalogue_path(locale, domain)
         if not path.is_file():
             continue
-        table: dict[tuple[str | None, str], str] = {}
+        table: dict[tuple[str | None, str], Translation] = {}
         for message in read_catalogue(path):
-            text, translated = message.id, message.string
-            usable = isinstance(text, str) and isinstance(translated, str) and not message.fuzzy
-            if usable and text and translated:
-                table[(message.context, str(text))] = str(translated)
+            if not message.id or message.fuzzy:
+                continue
+            if isinstance(message.id, str) and isinstance(message.string, str):
+                if message.string:
+                    table[(message.context, message.id)] = message.string
+            elif isinstance(message.id, tuple | list) and isinstance(message.string, tuple | list):
+                forms = tuple(str(form) for form in message.string)
+                if forms and all(forms):
+                    table[(message.context, str(message.id[0]))] = forms
         by_locale[locale] = table
     return Catalogues(domain, by_locale)

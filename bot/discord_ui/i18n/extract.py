@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import io
 import pkgutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from babel.messages.catalog import Catalog
+from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import write_po
 from discord import app_commands
 from discord.ext import commands
@@ -26,6 +29,7 @@ from bot.discord_ui.i18n.catalog import (
     read_catalogue,
     template_path,
 )
+from bot.discord_ui.i18n.render import DOMAIN as MESSAGES
 from bot.discord_ui.i18n.translator import DOMAIN
 
 AnyCommand = app_commands.Command[Any, ..., Any]
@@ -88,22 +92,66 @@ def template() -> Catalog:
     return catalog
 
 
-def main() -> int:
-    """Write the template and merge it into every locale's catalogue."""
-    pot = template()
-    with template_path(DOMAIN).open("wb") as handle:
-        write_po(handle, pot, omit_header=True, sort_output=False, width=100)
+#: Where member-facing sentences are written (`msg(...)`, `plural_msg(...)`, bot.core.messages).
+KEYWORDS = {"msg": (1,), "plural_msg": (1, 2)}
+
+
+def messages_template() -> Catalog:
+    """The `.pot` catalogue of member-facing sentences, read from the source of `bot/`."""
+    catalog = Catalog(project="mjcord", domain=MESSAGES, fuzzy=False)
+    root = Path(__file__).resolve().parents[2]
+    found = extract_from_dir(
+        root,
+        method_map=[("sandbox/**.py", "ignore"), ("**.py", "python")],
+        keywords=KEYWORDS,
+        comment_tags=("TRANSLATORS:",),
+        strip_comment_tags=True,
+    )
+    for filename, lineno, text, comments, context in found:
+        catalog.add(
+            text, locations=[(f"bot/{filename}", lineno)], auto_comments=comments, context=context
+        )
+    return catalog
+
+
+def template_bytes(pot: Catalog) -> bytes:
+    """A template as written to disk (so the check can compare it with the code's)."""
+    out = io.BytesIO()
+    write_po(out, pot, omit_header=True, sort_output=False, width=100, no_location=True)
+    return out.getvalue()
+
+
+def write_domain(domain: str, pot: Catalog) -> None:
+    """Write a domain's template and merge it into every locale's catalogue."""
+    template_path(domain).write_bytes(template_bytes(pot))
     for locale in LOCALES:
-        path = catalogue_path(locale, DOMAIN)
+        path = catalogue_path(locale, domain)
         if path.is_file():
             catalog = read_catalogue(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
-            catalog = Catalog(locale=locale.replace("-", "_"), domain=DOMAIN, fuzzy=False)
+            catalog = Catalog(locale=locale.replace("-", "_"), domain=domain, fuzzy=False)
         catalog.update(pot, no_fuzzy_matching=True)
         with path.open("wb") as handle:
-            write_po(handle, catalog, omit_header=True, ignore_obsolete=True, width=100)
-    print(f"{len(pot)} command strings; catalogues updated for {', '.join(LOCALES)}")
+            write_po(
+                handle,
+                catalog,
+                omit_header=True,
+                ignore_obsolete=True,
+                width=100,
+                no_location=True,
+            )
+
+
+def main() -> int:
+    """Write both templates and merge them into every locale's catalogues."""
+    commands_pot, messages_pot = template(), messages_template()
+    write_domain(DOMAIN, commands_pot)
+    write_domain(MESSAGES, messages_pot)
+    print(
+        f"{len(commands_pot)} command strings, {len(messages_pot)} messages; "
+        f"catalogues updated for {', '.join(LOCALES)}"
+    )
     return 0
 
 
