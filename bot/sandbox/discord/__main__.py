@@ -40,6 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--latency-ms", type=float, default=0.0, help="one-way network delay (REST and gateway)"
     )
     parser.add_argument(
+        "--token", default=None, help="the bot token to accept (default: a fresh random one)"
+    )
+    parser.add_argument(
         "--rate-limits",
         choices=("on", "off"),
         default="on",
@@ -57,6 +60,8 @@ def build(args: argparse.Namespace) -> DiscordEmulator:
     if "rate_limits" in inspect.signature(DiscordEmulator).parameters:
         options["rate_limits"] = args.rate_limits == "on"  # the REST side's switch
     emu = DiscordEmulator(**options)
+    if args.token:
+        emu.token = args.token  # a fixed token lets a bot's .env stay the same across runs
     for index in range(1, args.guilds):
         emu.add_guild(f"server {index + 1}", shard=(index % args.shards, args.shards))
     return emu
