@@ -23,14 +23,22 @@ class Bound:
 
     def sentence(self) -> str:
         """`per_day must be a whole number from 0 to 100,000.`"""
-        return f"{self.option} must be a whole number from {number(self.low)} to {number(self.high)}."
+        return (
+            f"{self.option} must be a whole number from {number(self.low)} to {number(self.high)}."
+        )
 
     def check(self, value: int | None) -> None:
         """Raise NotAllowed (the sentence) unless `value` is None or within the range."""
         if value is None:
             return
-        if isinstance(value, bool) or not isinstance(value, int) or not self.low <= value <= self.high:
-            raise NotAllowed(f"{self.option}={value!r} out of range", member_message=self.sentence())
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int)
+            or not self.low <= value <= self.high
+        ):
+            raise NotAllowed(
+                f"{self.option}={value!r} out of range", member_message=self.sentence()
+            )
 
 
 #: /mod grant

@@ -25,6 +25,7 @@ from bot.core.ports import AuditObserver, Clock, ModerationRepository, Ticket
 
 log = logging.getLogger(__name__)
 
+
 class ModerationGate:
     """The `Gate`: bans, allowed channels, banned terms, then quota, cooldown and in-flight
     caps; settles finished jobs (refund on failure, strike on banned content, auto-ban).

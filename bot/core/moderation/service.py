@@ -232,9 +232,7 @@ class ModerationService:
                 f"most {bounds.CREDITS_HELD.high:,}.",
             )
         credits = await self.repo.grant(ticket.guild_id, user_id, images)
-        await self._action(
-            ticket, "grant", f"{images:+d} extra (now {credits})", target_id=user_id
-        )
+        await self._action(ticket, "grant", f"{images:+d} extra (now {credits})", target_id=user_id)
         return credits
 
     async def reset(self, ticket: Ticket, user_id: int) -> int:

@@ -60,15 +60,13 @@ def _strip_accents(text: str) -> str:
 
 def _compile(pattern: str) -> regex.Pattern[str]:
     # VERSION0 is Python's `re` behaviour; whole words as the word matcher counts them.
-    return regex.compile(
-        r"(?<!\w)(?:" + pattern + r")(?!\w)", regex.IGNORECASE | regex.VERSION0
-    )
+    return regex.compile(r"(?<!\w)(?:" + pattern + r")(?!\w)", regex.IGNORECASE | regex.VERSION0)
 
 
 def _probes(pattern: str) -> list[str]:
     """Long prompts that make a backtracking pattern show its worst case: runs of the
     pattern's own letters (and of common ones) that end in a character that breaks a match."""
-    letters = [c for c in dict.fromkeys(pattern) if c.isalnum()][:6] + ["a", "1"]
+    letters = [*[c for c in dict.fromkeys(pattern) if c.isalnum()][:6], "a", "1"]
     size = TEST_PROMPT_LENGTH
     probes = [c * size + "!" for c in letters]
     probes += [(" ".join(letters) + " ") * (size // (2 * len(letters))), "ab " * (size // 3)]
