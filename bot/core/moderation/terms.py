@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import time
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import regex
 
 from bot.core.moderation.bounds import TERM_LENGTH, TEST_PROMPT_LENGTH
-from bot.core.moderation.normalise import Folded, fold, fold_prompt, plain_prompt
+from bot.core.moderation.normalise import fold, plain
 from bot.core.moderation.policy import Refusal, Rule
 
 log = logging.getLogger(__name__)
@@ -27,7 +28,8 @@ MAX_TERM_LENGTH = TERM_LENGTH
 MAX_PATTERN_LENGTH = TERM_LENGTH
 #: Most banned words and patterns one server may have.
 MAX_TERMS = 500
-#: Seconds a pattern may take on one probe prompt when it is added, and on one real prompt.
+#: Seconds a pattern may take on one probe prompt when it is added, and all of a server's
+#: patterns together on one real prompt.
 PROBE_TIMEOUT = 0.1
 MATCH_TIMEOUT = 0.25
 
@@ -65,10 +67,11 @@ def _compile(pattern: str) -> regex.Pattern[str]:
 
 def _probes(pattern: str) -> list[str]:
     """Long prompts that make a backtracking pattern show its worst case: runs of the
-    pattern's own letters (and of common ones) that end in a character that breaks a match."""
+    pattern's own letters (and of common ones) that end in a character that breaks a match,
+    a word character (`_`) or not (`!`)."""
     letters = [*[c for c in dict.fromkeys(pattern) if c.isalnum()][:6], "a", "1"]
     size = TEST_PROMPT_LENGTH
-    probes = [c * size + "!" for c in letters]
+    probes = [c * size + end for c in letters for end in ("!", "_")]
     probes += [(" ".join(letters) + " ") * (size // (2 * len(letters))), "ab " * (size // 3)]
     return probes
 
@@ -160,24 +163,25 @@ class TermMatcher:
 
     def find(self, prompt: str) -> Hit | None:
         """The first banned term anywhere in the prompt, or None."""
-        folded = fold_prompt(prompt)
+        folded = fold(prompt)
         if self._words is not None:
-            match = self._words.search(folded.text)
+            match = self._words.search(folded)
             if match:
                 key = " ".join(match.group(0).split())
-                term = self._by_word.get(key, Term(TermKind.WORD, key))
-                return Hit(term, folded.source(prompt, match.start(), match.end()))
+                return Hit(self._by_word.get(key, Term(TermKind.WORD, key)), match.group(0))
         if self._patterns:
-            texts: list[Folded] = [plain_prompt(prompt), folded]
+            # One time budget for all of the server's patterns on this prompt.
+            deadline = time.monotonic() + MATCH_TIMEOUT
+            texts = (plain(prompt), folded)
             for term, rx in self._patterns:
                 for text in texts:
                     try:
-                        match = rx.search(text.text, timeout=MATCH_TIMEOUT)
+                        match = rx.search(text, timeout=max(0.001, deadline - time.monotonic()))
                     except TimeoutError:
-                        log.warning("banned pattern %r timed out on a prompt", term.text)
+                        log.warning("banned pattern %r ran out of time on a prompt", term.text)
                         return Hit(term, "", timed_out=True)
                     if match:
-                        return Hit(term, text.source(prompt, match.start(), match.end()))
+                        return Hit(term, match.group(0))
         return None
 
 
