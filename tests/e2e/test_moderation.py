@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.app import Application
@@ -291,7 +291,8 @@ async def test_code_24_and_banned_failures_are_strikes_that_bring_an_automatic_b
         await asyncio.sleep(0.05)
     ban = await repo.active_ban(emu.guild_id, alice, now)
     assert ban is not None and ban.by == 0 and ban.until is not None
-    assert len(await repo.strikes(emu.guild_id, alice, ban.at.replace(year=2000))) == 2
+    strikes = await repo.report(emu.guild_id, ban.at.replace(year=2000), ban.at + timedelta(days=1))
+    assert strikes.strikes == 2
     sim.faults.fail_reason = None
     refusal = await imagine_refused(emu, alice, "a cat")
     assert refusal.startswith("You are banned from using this bot in this server (2 prompts")

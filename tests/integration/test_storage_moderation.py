@@ -459,7 +459,7 @@ async def test_moderator_actions_refuse_bad_targets_and_numbers_and_change_nothi
         (mods.ban(MOD, Ticket(G, 0, 99), "", None, bot_user_id=99), "I can't ban myself"),
         (mods.ban(MOD, Ticket(G, 0, V, manage_guild=True), "", None, bot_user_id=1), "moderator"),
         (mods.ban(MOD, Ticket(G, 0, V, role_ids=(helpers,)), "", None, bot_user_id=1), "moderator"),
-        (mods.ban(MOD, Ticket(G, 0, V), "", "-5d", bot_user_id=1), "Give duration like 30m"),
+        (mods.ban(MOD, Ticket(G, 0, V), "", "-5d", bot_user_id=1), "duration must be like 30m"),
         (mods.ban(MOD, Ticket(G, 0, V), "", "99999w", bot_user_id=1), "at most 3,650 days"),
         (mods.ban(member, Ticket(G, 0, V), "", None, bot_user_id=1), "Only moderators"),
         (mods.grant(MOD, V, -5), "images must be a whole number from 1 to 1,000."),
@@ -482,7 +482,7 @@ async def test_moderator_actions_refuse_bad_targets_and_numbers_and_change_nothi
         (lambda: change.in_flight(0, None), "member must be a whole number from 1 to 1,000."),
         (lambda: change.strikes(51, 24, "1d"), "limit must be a whole number from 0 to 50."),
         (lambda: change.strikes(3, 0, "1d"), "window_hours must be a whole number from 1"),
-        (lambda: change.strikes(3, 24, "soon"), "Give ban like 30m, 12h, 7d or 2w"),
+        (lambda: change.strikes(3, 24, "soon"), "ban must be like 30m, 12h, 7d or 2w"),
     ]
     for build, sentence in changes:
         with pytest.raises(NotAllowed) as err:

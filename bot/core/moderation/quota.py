@@ -149,14 +149,15 @@ def quota_status(
 
 
 def describe_quota(status: QuotaStatus, refusal: Refusal | None, ban: Ban | None = None) -> str:
-    """The `/quota` answer, in a few short lines: always what the member has made today and
-    this hour; where limits apply, what is left and when the next image frees up."""
+    """The `/quota` answer, in a few short lines: always what the member has made in the last
+    day and hour; where limits apply, what is left and when the next image frees up."""
     lines: list[str] = []
     if ban is not None:
         lines.append(ban.sentence())
+    # The windows roll (a unit counts for 24 hours from its use), so the sentence says so.
     lines.append(
-        f"You have made {plural(status.made_day, 'image')} today "
-        f"({status.made_hour} this hour; days and hours are rolling)."
+        f"You have made {plural(status.made_day, 'image')} in the last 24 hours "
+        f"({status.made_hour} in the last hour)."
     )
     limited = False
     for limit, used, period in (

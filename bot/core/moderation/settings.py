@@ -15,7 +15,7 @@ from bot.core.moderation.policy import Limits, NotAllowed, Policy
 #: A change to a server's settings: the policy before → the policy after.
 PolicyChange = Callable[[Policy], Policy]
 
-DURATION_HINT = f"Give {{option}} like 30m, 12h, 7d or 2w (at most {MAX_DURATION.days:,} days)."
+DURATION_HINT = f"{{option}} must be like 30m, 12h, 7d or 2w (at most {MAX_DURATION.days:,} days)."
 
 
 def duration(option: str, text: str) -> timedelta:

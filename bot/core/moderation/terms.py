@@ -96,6 +96,7 @@ def check_term(kind: TermKind, text: str) -> Term:
         raise BadTerm(f"A banned pattern can be at most {MAX_PATTERN_LENGTH} characters.")
     pattern = _strip_accents(text)
     try:
+        regex.compile(pattern)  # alone first, so an error's position is the moderator's
         compiled = _compile(pattern)
     except regex.error as exc:
         raise BadTerm(f"That is not a valid regular expression: {exc}.") from None
