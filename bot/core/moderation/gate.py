@@ -20,7 +20,7 @@ from bot.core.moderation.bans import check_ban
 from bot.core.moderation.policy import Policy, Refusal, can_moderate, check_channel
 from bot.core.moderation.quota import Charge, Outcome, Reservation, Usage, decide_quota
 from bot.core.moderation.strikes import Strike, strike_ban
-from bot.core.moderation.terms import TermMatcher, check_terms
+from bot.core.moderation.terms import TermMatcher, refusal_for
 from bot.core.ports import AuditObserver, Clock, ModerationRepository, Ticket
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ class ModerationGate:
         if outside:
             return outside
         if ticket.prompt:
-            return check_terms(await self.matcher(ticket.guild_id), ticket.prompt)
+            matcher = await self.matcher(ticket.guild_id)
+            return refusal_for(await matcher.find_async(ticket.prompt))
         return None
 
     async def settle(self, job: Job) -> None:

@@ -332,7 +332,7 @@ class ModerationService:
     async def test_prompt(self, ticket: Ticket, prompt: str) -> Hit | None:
         """The banned term a prompt would be refused for, if any."""
         await self.require_moderator(ticket)
-        return (await self.gate.matcher(ticket.guild_id)).find(prompt)
+        return await (await self.gate.matcher(ticket.guild_id)).find_async(prompt)
 
     async def report(self, ticket: Ticket, days: int, user_id: int = 0) -> UsageReport:
         """Use over the last `days` days (1 to 90), for the server or one member."""

@@ -8,6 +8,7 @@ runs out of time refuses the prompt rather than letting it through unchecked.
 
 from __future__ import annotations
 
+import asyncio
 import enum
 import logging
 import time
@@ -162,6 +163,14 @@ class TermMatcher:
                 continue
             self._patterns.append((term, _compile(checked.text)))
 
+    async def find_async(self, prompt: str) -> Hit | None:
+        """`find` without holding up the event loop: with patterns (which may run up to
+        `MATCH_TIMEOUT`), in a worker thread; the `regex` module releases the GIL while it
+        matches (`concurrent=True`)."""
+        if not self._patterns:
+            return self.find(prompt)
+        return await asyncio.to_thread(self.find, prompt)
+
     def find(self, prompt: str) -> Hit | None:
         """The first banned term anywhere in the prompt, or None."""
         folded = fold(prompt)
@@ -177,7 +186,11 @@ class TermMatcher:
             for term, rx in self._patterns:
                 for text in texts:
                     try:
-                        match = rx.search(text, timeout=max(0.001, deadline - time.monotonic()))
+                        match = rx.search(
+                            text,
+                            concurrent=True,
+                            timeout=max(0.001, deadline - time.monotonic()),
+                        )
                     except TimeoutError:
                         log.warning("banned pattern %r ran out of time on a prompt", term.text)
                         return Hit(term, "", timed_out=True)
@@ -188,7 +201,11 @@ class TermMatcher:
 
 def check_terms(matcher: TermMatcher, prompt: str) -> Refusal | None:
     """Refuse a prompt containing a banned term; the member is told which words."""
-    hit = matcher.find(prompt)
+    return refusal_for(matcher.find(prompt))
+
+
+def refusal_for(hit: Hit | None) -> Refusal | None:
+    """The refusal a hit brings (None for no hit)."""
     if hit is None:
         return None
     if hit.timed_out:
