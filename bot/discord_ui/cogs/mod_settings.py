@@ -1,5 +1,5 @@
-"""/mod limits, /mod channels and the server settings (strikes, log channel, moderator role,
-default mode): each reads its options, hands a checked change to the service, and answers."""
+"""/mod limits and /mod channels: each reads its options, hands a checked change to the
+service, and answers."""
 
 from __future__ import annotations
 
@@ -8,16 +8,15 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.core.jobs import Mode
 from bot.core.moderation import Limits, describe_duration
 from bot.core.moderation import bounds as b
 from bot.core.moderation import settings as change
-from bot.discord_ui.cogs.mod_common import CHANNELS, LIMITS, MOD, MODE_CHOICES, ModBase, say
+from bot.discord_ui.cogs.mod_common import CHANNELS, LIMITS, ModBase, say
 from bot.discord_ui.jobflow import ticket_for
 
 
 class SettingsCommands(ModBase):
-    """The commands that change a server's moderation settings."""
+    """The commands that set quotas, caps and the allowed channels."""
 
     @LIMITS.command(name="default")
     @app_commands.describe(
@@ -147,79 +146,3 @@ class SettingsCommands(ModBase):
         else:
             places = ", ".join(f"<#{c}>" for c in sorted(policy.allowed_channels))
             await say(interaction, f"Images may be made only in {places}.")
-
-    # --- settings --------------------------------------------------------------------------
-
-    @MOD.command(name="strikes")
-    @app_commands.describe(
-        limit="Strikes that bring an automatic ban; 0 turns automatic bans off",
-        window_hours="The strikes must fall within this many hours",
-        ban="How long the automatic ban lasts, like 12h or 3d",
-    )
-    async def strikes(
-        self,
-        interaction: discord.Interaction[Any],
-        limit: app_commands.Range[int, b.STRIKE_LIMIT.low, b.STRIKE_LIMIT.high],
-        window_hours: app_commands.Range[
-            int, b.STRIKE_WINDOW_HOURS.low, b.STRIKE_WINDOW_HOURS.high
-        ] = 24,
-        ban: app_commands.Range[str, 1, b.DURATION_LENGTH] = "24h",
-    ) -> None:
-        """Set when prompts refused by the image service bring an automatic ban."""
-        policy = await self.mods.change(
-            ticket_for(interaction), "strikes", change.strikes(limit, window_hours, ban)
-        )
-        if limit == 0:
-            await say(interaction, "Strikes no longer bring an automatic ban.")
-        else:
-            await say(
-                interaction,
-                f"{limit} strikes within {describe_duration(policy.strike_window)} bring a "
-                f"{describe_duration(policy.strike_ban)} ban.",
-            )
-
-    @MOD.command(name="logchannel")
-    @app_commands.describe(
-        channel="Where to mirror submissions, refusals, strikes and actions; leave out to stop"
-    )
-    async def logchannel(
-        self, interaction: discord.Interaction[Any], channel: discord.TextChannel | None = None
-    ) -> None:
-        """Set the moderators' log channel."""
-        cid = channel.id if channel else 0
-        await self.mods.change(ticket_for(interaction), "log_channel", change.log_channel(cid))
-        await say(
-            interaction,
-            f"The log channel is now {channel.mention}." if channel else "The log channel is off.",
-        )
-
-    @MOD.command(name="modrole")
-    @app_commands.describe(
-        role="Members with this role may moderate; leave out for Manage Server only"
-    )
-    async def modrole(
-        self, interaction: discord.Interaction[Any], role: discord.Role | None = None
-    ) -> None:
-        """Let a role moderate the bot, besides Manage Server."""
-        rid = role.id if role else 0
-        await self.mods.change(
-            ticket_for(interaction), "moderator_role", change.moderator_role(rid)
-        )
-        await say(
-            interaction,
-            f"{role.mention} may now moderate the bot."
-            if role
-            else "Only Manage Server moderates now.",
-        )
-
-    @MOD.command(name="mode")
-    @app_commands.describe(mode="The mode /imagine uses when a member does not choose one")
-    @app_commands.choices(mode=MODE_CHOICES)
-    async def mode(
-        self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]
-    ) -> None:
-        """Set the server's default mode for /imagine."""
-        # discord.py's Choice transformer has refused a value outside the choices already.
-        chosen = Mode(mode.value)
-        await self.mods.change(ticket_for(interaction), "default_mode", change.default_mode(chosen))
-        await say(interaction, f"/imagine now uses {chosen.label} unless a member picks a mode.")

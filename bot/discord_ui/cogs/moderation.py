@@ -20,14 +20,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.moderation import TermKind, stamp
+from bot.core.jobs import Mode
+from bot.core.moderation import TermKind, describe_duration, stamp
 from bot.core.moderation import bounds as b
+from bot.core.moderation import settings as change
 from bot.core.moderation.service import LogAction, ModerationService
 from bot.core.ports import Ticket
 from bot.discord_ui.cogs.mod_common import (
     CHANNELS,
     LIMITS,
     MOD,
+    MODE_CHOICES,
     TERMS,
     Health,
     NotModerator,
@@ -56,7 +59,7 @@ class QuotaCog(commands.Cog, name="Quota"):
     @app_commands.command(name="quota")
     @app_commands.guild_only()
     async def quota(self, interaction: discord.Interaction[Any]) -> None:
-        """See how many images you made today and this hour, and what you have left here."""
+        """See how many images you have left here and when the next one frees up."""
         await say(interaction, await self.mods.quota(ticket_for(interaction)))
 
 
@@ -147,8 +150,7 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
 
     @TERMS.command(name="add")
     @app_commands.describe(
-        term="A word or phrase (whole words, any case, accents or look-alike letters), "
-        "or a regular expression",
+        term="A word or phrase (whole words, any case or accents), or a regular expression",
         pattern="Treat the term as a regular expression",
     )
     async def terms_add(
@@ -206,6 +208,82 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
                 f"Refused: “{clean(hit.matched, 100)}” matches the {hit.term.kind.value} "
                 f"`{clean(hit.term.text, 100)}`.",
             )
+
+    # --- settings --------------------------------------------------------------------------
+
+    @MOD.command(name="strikes")
+    @app_commands.describe(
+        limit="Strikes that bring an automatic ban; 0 turns automatic bans off",
+        window_hours="The strikes must fall within this many hours",
+        ban="How long the automatic ban lasts, like 12h or 3d",
+    )
+    async def strikes(
+        self,
+        interaction: discord.Interaction[Any],
+        limit: app_commands.Range[int, b.STRIKE_LIMIT.low, b.STRIKE_LIMIT.high],
+        window_hours: app_commands.Range[
+            int, b.STRIKE_WINDOW_HOURS.low, b.STRIKE_WINDOW_HOURS.high
+        ] = 24,
+        ban: app_commands.Range[str, 1, b.DURATION_LENGTH] = "24h",
+    ) -> None:
+        """Set when prompts refused by the image service bring an automatic ban."""
+        policy = await self.mods.change(
+            ticket_for(interaction), "strikes", change.strikes(limit, window_hours, ban)
+        )
+        if limit == 0:
+            await say(interaction, "Strikes no longer bring an automatic ban.")
+        else:
+            await say(
+                interaction,
+                f"{limit} strikes within {describe_duration(policy.strike_window)} bring a "
+                f"{describe_duration(policy.strike_ban)} ban.",
+            )
+
+    @MOD.command(name="logchannel")
+    @app_commands.describe(
+        channel="Where to mirror submissions, refusals, strikes and actions; leave out to stop"
+    )
+    async def logchannel(
+        self, interaction: discord.Interaction[Any], channel: discord.TextChannel | None = None
+    ) -> None:
+        """Set the moderators' log channel."""
+        cid = channel.id if channel else 0
+        await self.mods.change(ticket_for(interaction), "log_channel", change.log_channel(cid))
+        await say(
+            interaction,
+            f"The log channel is now {channel.mention}." if channel else "The log channel is off.",
+        )
+
+    @MOD.command(name="modrole")
+    @app_commands.describe(
+        role="Members with this role may moderate; leave out for Manage Server only"
+    )
+    async def modrole(
+        self, interaction: discord.Interaction[Any], role: discord.Role | None = None
+    ) -> None:
+        """Let a role moderate the bot, besides Manage Server."""
+        rid = role.id if role else 0
+        await self.mods.change(
+            ticket_for(interaction), "moderator_role", change.moderator_role(rid)
+        )
+        await say(
+            interaction,
+            f"{role.mention} may now moderate the bot."
+            if role
+            else "Only Manage Server moderates now.",
+        )
+
+    @MOD.command(name="mode")
+    @app_commands.describe(mode="The mode /imagine uses when a member does not choose one")
+    @app_commands.choices(mode=MODE_CHOICES)
+    async def mode(
+        self, interaction: discord.Interaction[Any], mode: app_commands.Choice[str]
+    ) -> None:
+        """Set the server's default mode for /imagine."""
+        # discord.py's Choice transformer has refused a value outside the choices already.
+        chosen = Mode(mode.value)
+        await self.mods.change(ticket_for(interaction), "default_mode", change.default_mode(chosen))
+        await say(interaction, f"/imagine now uses {chosen.label} unless a member picks a mode.")
 
     # --- reports and status ----------------------------------------------------------------
 
