@@ -420,3 +420,28 @@ async def test_report_on_a_result_goes_to_the_log_channel(
     assert any(cid.startswith("mjmod:ban:") for cid in custom_ids(entry))
     audit = await app.storage.moderation.audit(emu.guild_id)  # type: ignore[union-attr]
     assert AuditKind.REPORT in {e.kind for e in audit}
+
+
+async def test_status_shows_jobs_in_progress_settings_and_the_latest_failures_in_plain_words(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    moderator = emu.add_user("mod", permissions=MANAGE_GUILD)
+    alice = emu.add_user("alice")
+    await mod(emu, moderator, "limits default", per_day=5)
+    sim.faults.fail_reason = "Internal server error"
+    await imagine_ok(emu, alice, "a lighthouse")
+    sim.faults.fail_reason = None
+    repo = app.storage.moderation  # type: ignore[union-attr]
+    await eventually(lambda: refunded(repo, emu.guild_id, alice))
+    inter = await emu.slash_command("mod", {"status": {}}, user_id=moderator)
+
+    def answered() -> bool:
+        return any(m["content"] for m in inter.ephemeral_messages)
+
+    await emu.wait_for(answered, timeout=10)
+    (message,) = [m for m in inter.ephemeral_messages if m["content"]]
+    lines = message["content"].split("\n")
+    assert "Jobs in progress here: 0 (0 waiting in the queue)." in lines
+    assert any(line.startswith("Quota: 5 per day; server cap: none;") for line in lines)
+    (failure,) = [line for line in lines if line.startswith("• job ")]
+    assert "internal error" in failure and lines[lines.index(failure) - 1] == "Latest failures:"
