@@ -71,6 +71,17 @@ async def imagine_refused(emu: DiscordEmulator, user: int, prompt: str) -> str:
     return str(message["content"])
 
 
+async def answer(emu: DiscordEmulator, inter: Any) -> str:
+    """The private sentence an interaction got (after a "thinking" acknowledgement too)."""
+
+    def said() -> list[str]:
+        return [str(m["content"]) for m in inter.ephemeral_messages if m["content"]]
+
+    await emu.wait_for(lambda: bool(said()), timeout=10, what="a private answer")
+    (sentence,) = said()
+    return sentence
+
+
 def custom_ids(message: dict[str, Any]) -> list[str]:
     return [c["custom_id"] for row in message.get("components", []) for c in row["components"]]
 
@@ -366,23 +377,21 @@ async def test_the_log_channel_mirrors_submissions_and_its_buttons_work_after_a_
     repo = app.storage.moderation  # type: ignore[union-attr]
     refund = button(entry, "mjmod:refund:")
     denied = await emu.press_button(int(entry["id"]), refund, user_id=alice)
-    await emu.wait_for(lambda: bool(denied.ephemeral_messages), timeout=10)
-    assert "Only moderators" in denied.ephemeral_messages[0]["content"]
+    assert "Only moderators" in await answer(emu, denied)
     pressed = await emu.press_button(int(entry["id"]), refund, user_id=moderator)
-    await emu.wait_for(lambda: bool(pressed.ephemeral_messages), timeout=10)
-    assert "is refunded" in pressed.ephemeral_messages[0]["content"]
+    assert "is refunded" in await answer(emu, pressed)
     job_id = int(refund.split(":")[2])
     report = await repo.report(emu.guild_id, final_time(app, -1), final_time(app, 1))
     assert report.refunded == 1
     deleted = await emu.press_button(
         int(entry["id"]), button(entry, "mjmod:delete:"), user_id=moderator
     )
-    await emu.wait_for(lambda: bool(deleted.ephemeral_messages), timeout=10)
+    assert "is deleted" in await answer(emu, deleted)
     assert emu.message(int(final["id"])) is None
     banned = await emu.press_button(
         int(entry["id"]), button(entry, "mjmod:ban:"), user_id=moderator
     )
-    await emu.wait_for(lambda: bool(banned.ephemeral_messages), timeout=10)
+    assert "is banned from making images" in await answer(emu, banned)
     assert await repo.active_ban(emu.guild_id, alice, final_time(app, 0)) is not None
     # A refusal is mirrored too.
     await imagine_refused(emu, alice, "a cat")

@@ -327,11 +327,18 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
     async def on_log_button(
         self, interaction: discord.Interaction[Any], action: LogAction, job_id: int, user_id: int
     ) -> None:
-        """Ban the requester, refund the job, or delete its result (moderators only)."""
+        """Ban the requester, refund the job, or delete its result (moderators only).
+
+        Acknowledged first (privately): looking the member up and deleting a result are calls
+        to Discord, which must not hold up the acknowledgement.
+        """
+        await interaction.response.defer(ephemeral=True, thinking=True)
         try:
+            ticket = ticket_for(interaction)
+            await self.mods.require_moderator(ticket)
             target = await self._member(interaction, user_id)
             sentence = await self.mods.log_action(
-                ticket_for(interaction),
+                ticket,
                 action,
                 job_id,
                 target,
