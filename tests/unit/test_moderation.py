@@ -269,3 +269,14 @@ def test_a_bound_refuses_exactly_the_numbers_outside_its_range_with_one_sentence
 def test_a_bound_refuses_what_is_not_a_whole_number(value: object) -> None:
     with pytest.raises(NotAllowed):
         bounds.GRANT_IMAGES.check(value)  # type: ignore[arg-type]
+
+
+def test_while_the_day_is_full_the_next_image_frees_up_with_the_day_not_the_hour() -> None:
+    clock = FakeClock()
+    policy = Policy(G, limits=Limits(per_day=5, per_hour=2))
+    usage = Usage(member_times=times(clock, 20 * 60, 19 * 60, 18 * 60, 17 * 60, 30))
+    status = quota_status(policy, (), usage, clock.now())
+    # The hour has room (1 of 2) but the day is full until the oldest image is 24 hours old.
+    assert status.frees_at == clock.now() + timedelta(hours=4)
+    refusal = decide_quota(policy, (), usage, clock.now())
+    assert isinstance(refusal, Refusal) and stamp(status.frees_at) in refusal.reason

@@ -127,20 +127,28 @@ class QuotaStatus:
 def quota_status(
     policy: Policy, role_ids: Iterable[int], usage: Usage, now: datetime
 ) -> QuotaStatus:
-    """The member's use of their quota, and when the next unit frees up."""
+    """The member's use of their quota, and when the next unit frees up.
+
+    While a window is full (and no extra images pay), the next image frees up once every full
+    window has room again; otherwise it is when the oldest counted image leaves a limited window.
+    """
     hour = [t for t in usage.member_times if t > now - HOUR]
     day = [t for t in usage.member_times if t > now - DAY]
     limits = policy.limits_for(role_ids)
-    frees: list[datetime] = []
-    if limits.per_hour is not None and hour:
-        frees.append(min(hour) + HOUR)
-    if limits.per_day is not None and day:
-        frees.append(min(day) + DAY)
+    windows = ((limits.per_hour, HOUR, hour), (limits.per_day, DAY, day))
+    full = [
+        opens
+        for limit, span, _ in windows
+        if (opens := _window(usage.member_times, limit, span, now)) is not None
+    ]
+    leaving = [min(used) + span for limit, span, used in windows if limit is not None and used]
+    # Granted extra images pay while a window is full, so only without them is the member held.
+    frees_at = max(full) if full and not usage.credits else min(leaving) if leaving else None
     return QuotaStatus(
         limits=limits,
         used_hour=len(hour),
         used_day=len(day),
-        frees_at=min(frees) if frees else None,
+        frees_at=frees_at,
         credits=usage.credits,
         in_flight=usage.member_in_flight,
         made_hour=sum(1 for t in usage.made_times if t > now - HOUR),
