@@ -8,6 +8,7 @@ settling a job once) are the repository's.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
@@ -20,7 +21,7 @@ from bot.core.moderation.bans import check_ban
 from bot.core.moderation.policy import Policy, Refusal, can_moderate, check_channel
 from bot.core.moderation.quota import Charge, Outcome, Reservation, Usage, decide_quota
 from bot.core.moderation.strikes import Strike, strike_ban
-from bot.core.moderation.terms import TermMatcher, refusal_for
+from bot.core.moderation.terms import TermKind, TermMatcher, refusal_for
 from bot.core.ports import AuditObserver, Clock, ModerationRepository, Ticket
 
 log = logging.getLogger(__name__)
@@ -50,11 +51,16 @@ class ModerationGate:
         self._matchers: dict[int, TermMatcher] = {}
 
     async def matcher(self, guild_id: int) -> TermMatcher:
-        """The server's banned terms, compiled (recompiled only when they change)."""
+        """The server's banned terms, compiled (recompiled only when they change; patterns are
+        timed on probe prompts then, so that runs in a worker thread)."""
         terms = tuple(await self.repo.terms(guild_id))
         cached = self._matchers.get(guild_id)
         if cached is None or cached.terms != terms:
-            cached = self._matchers[guild_id] = TermMatcher(terms)
+            if any(t.kind is TermKind.PATTERN for t in terms):
+                cached = await asyncio.to_thread(TermMatcher, terms)
+            else:
+                cached = TermMatcher(terms)
+            self._matchers[guild_id] = cached
         return cached
 
     async def is_moderator(self, ticket: Ticket) -> bool:
