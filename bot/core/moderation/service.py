@@ -82,7 +82,7 @@ class ModerationService:
     # --- members ---------------------------------------------------------------------------
 
     async def quota(self, ticket: Ticket) -> str:
-        """The member's `/quota` answer: what they made today and this hour and, where limits
+        """The member's `/quota` answer: what they made in the last day and hour and, where limits
         apply, what is left and when the next image frees up."""
         now = self.clock.now()
         policy = await self.repo.policy(ticket.guild_id)
