@@ -287,6 +287,10 @@ async def test_every_bad_mod_input_gets_its_sentence_privately_and_changes_nothi
             failures.append((what, "not one sentence", sentence))
     assert failures == []
     assert await snapshot(app, emu, sim, people) == before
+    # The bot is still up and answering.
+    assert (
+        await mod(emu, people.moderator, "bans") == "Nobody is banned from the bot in this server."
+    )
     # Nothing reached a channel in public either.
     assert not [m for m in emu.messages(emu.channel_id) if m.get("interaction_metadata")]
 
