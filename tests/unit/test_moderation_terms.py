@@ -279,6 +279,13 @@ def test_a_word_that_merely_contains_the_term_does_not_match_however_it_is_writt
     assert matcher(word).find(prompt) is None, prompt
 
 
+def test_look_alikes_fold_to_one_letter_whatever_the_table_offers() -> None:
+    # Cyrillic capital palochka Ӏ looks like l in the table (its small form like i).
+    assert matcher("kill").find("KI\u04c0\u04c0 them") is not None
+    assert matcher("kill").find("KI11") is not None  # ASCII digits one and zero fold too
+    assert fold("\u04c0") == fold("1") == "l" and fold("I") == fold("\u04cf") == "i"
+
+
 def test_gorgeous_is_not_gore_however_it_is_written() -> None:
     m = matcher("gore")
     for prompt in ["gorgeous", "GORGEOUS", "g\u043ergeous", "gor\u200bgeous", "gored", "ungore"]:
