@@ -1,8 +1,9 @@
 """The restart-proof buttons moderators and members press: the log channel's quick actions
 (ban requester, refund, delete result) and 🚩 Report under a result.
 
-Custom ids carry what a press needs (`mjmod:<action>:<job>:<user>`, `mjreport:<job>`), with
-ASCII digits of bounded length; the rest is read from the database when pressed. A press finds
+Custom ids carry what a press needs (`mjmod:<action>:<job>:<user>`, `mjreport:<job>`), in the
+one bounded custom-id grammar of `bot.core.followups`; the rest is read from the database when
+pressed. A press finds
 the moderation cog with `client.get_cog` (discord.py's registry of loaded cogs), so nothing is
 stored on the bot.
 """
@@ -16,6 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import discord
 from discord.ext import commands
 
+from bot.core.followups import MOD_LOG_TEMPLATE, REPORT_TEMPLATE
 from bot.core.jobs import Job
 from bot.core.moderation import AuditEntry, AuditKind
 from bot.core.moderation.service import Deletion, LogAction
@@ -24,9 +26,6 @@ log = logging.getLogger(__name__)
 
 #: The moderation cog's name (`commands.Cog` is registered under it; see `get_cog`).
 MODERATION_COG = "Moderation"
-
-#: Snowflakes and job ids: 1 to 19 ASCII digits (below 2**63 is checked where they are used).
-_ID = r"[0-9]{1,19}"
 
 
 @runtime_checkable
@@ -64,7 +63,7 @@ _LABELS = {
 
 class ModLogButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=rf"mjmod:(?P<action>ban|refund|delete):(?P<job>{_ID}):(?P<user>{_ID})",
+    template=MOD_LOG_TEMPLATE,
 ):
     """A quick action under a log-channel entry; only moderators may press it."""
 
@@ -100,9 +99,7 @@ class ModLogButton(
             await handler.on_log_button(interaction, self.action, self.job_id, self.user_id)
 
 
-class ReportButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=rf"mjreport:(?P<job>{_ID})"
-):
+class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REPORT_TEMPLATE):
     """🚩 Report under a result: any member may tell the moderators about it."""
 
     def __init__(self, job_id: int) -> None:

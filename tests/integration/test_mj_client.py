@@ -44,7 +44,8 @@ from bot.core.jobs import Button, Mode, ReferenceImage, Submission, TaskSnapshot
 from bot.core.ports import ImageApi, ImagineRequest
 
 KEY = "sk-test"
-FAST = {"connect_timeout": 1.0, "read_timeout": 1.0}
+# Generous enough for a loaded 2-core machine; tests about timeouts set their own short ones.
+FAST = {"connect_timeout": 5.0, "read_timeout": 10.0}
 
 # --- a tiny scripted server for the answers the simulator cannot give ---------------------------
 

@@ -11,11 +11,24 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.jobs import Mode
 from bot.core.moderation import service
 from bot.core.moderation.service import ModerationService
 from bot.core.ports import Ticket
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.tree import tell
+
+__all__ = [
+    "CHANNELS",
+    "LIMITS",
+    "MOD",
+    "MODE_CHOICES",
+    "TERMS",
+    "Health",
+    "ModBase",
+    "NotModerator",
+    "say",
+    "target_of",
+]
 
 #: The bot's health check (`/healthz`'s booleans and figures), shown by /mod status.
 Health = Callable[[], Awaitable[dict[str, Any]]]
@@ -34,12 +47,6 @@ TERMS = app_commands.Group(name="terms", description="Banned words and patterns"
 CHANNELS = app_commands.Group(
     name="channels", description="Channels where images may be made", parent=MOD
 )
-
-
-MODE_CHOICES = [
-    app_commands.Choice(name="Midjourney", value=Mode.MID_JOURNEY.value),
-    app_commands.Choice(name="Niji", value=Mode.NIJI_JOURNEY.value),
-]
 
 
 class NotModerator(service.NotModerator, app_commands.CheckFailure):
