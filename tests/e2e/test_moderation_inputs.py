@@ -170,6 +170,7 @@ ROWS: list[tuple[str, str, dict[str, Any], str | re.Pattern[str]]] = [
         {"term": "(a+)+", "pattern": True},
         "That pattern could make the bot slow",
     ),
+    ("a mode outside the choices", "mode", {"mode": "FOO"}, "`mode` must be one of"),
     (
         "a broken pattern",
         "terms add",
@@ -183,8 +184,10 @@ def fill(options: dict[str, Any], values: dict[str, int]) -> dict[str, Any]:
     return {k: values.get(v, v) if isinstance(v, str) else v for k, v in options.items()}
 
 
-def _valid(value: Any) -> Any:
+def _valid(name: str, value: Any) -> Any:
     """A value the emulator's builder accepts in place of a crafted one, of the same type."""
+    if name == "mode":
+        return "MID_JOURNEY"  # one of the declared choices
     if isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -198,7 +201,7 @@ async def crafted_mod(
     """`/mod <sub>` with `options` as given, whatever their declared limits: a valid payload
     is built from the synced schema, then its values are replaced, and it is dispatched the
     way the emulator dispatches any interaction (registered, so the bot's answers reach it)."""
-    valid = {k: v if isinstance(v, int) and v in ids else _valid(v) for k, v in options.items()}
+    valid = {k: v if isinstance(v, int) and v in ids else _valid(k, v) for k, v in options.items()}
     tree: dict[str, Any] = valid
     for part in reversed(sub.split()):
         tree = {part: tree}
