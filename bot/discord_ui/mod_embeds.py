@@ -8,7 +8,7 @@ import discord
 from bot.core.jobs import Job, Mode
 from bot.core.moderation import AuditEntry, AuditKind, Ban, UsageReport, stamp
 from bot.core.moderation.service import ServerStatus
-from bot.discord_ui.render import clean
+from bot.discord_ui.render import clean, failure_text
 
 _TITLES = {
     AuditKind.SUBMISSION: ("🎨 Submission", discord.Colour.blurple()),
@@ -133,6 +133,9 @@ def status_text(status: ServerStatus, health: dict[str, object] | None) -> str:
         f"default mode: {policy.default_mode.label}; log channel: "
         f"{f'<#{policy.log_channel_id}>' if policy.log_channel_id else 'off'}."
     )
-    failures = [f"• job {job_id}: {reason}" for job_id, reason in status.failures]
+    failures = [
+        f"• job {job_id}: " + " — ".join(failure_text(reason).split("\n"))
+        for job_id, reason in status.failures
+    ]
     lines.append("Latest failures:\n" + "\n".join(failures) if failures else "No recent failures.")
     return "\n".join(lines)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.core.errors import describe_failure
 from bot.core.jobs import Job
 from bot.core.moderation import bounds
 from bot.core.moderation.audit import AuditEntry, AuditKind, UsageReport
@@ -66,7 +65,7 @@ class ServerStatus:
     policy: Policy
     in_progress: int
     queued: int
-    failures: tuple[tuple[int, str], ...]  # (job id, the failure in plain words), newest first
+    failures: tuple[tuple[int, str], ...]  # (job id, its failure reason as recorded), newest first
 
 
 class ModerationService:
@@ -345,7 +344,7 @@ class ModerationService:
 
     async def status(self, ticket: Ticket) -> ServerStatus:
         """The server's jobs in progress (and how many wait in the API's queue), its settings
-        and its latest failures in plain words."""
+        and its latest failures (their reasons, for the Discord side to put in plain words)."""
         await self.require_moderator(ticket)
         guild_id = ticket.guild_id
         unfinished = [j for j in await self.jobs.unfinished() if j.route.guild_id == guild_id]
@@ -353,7 +352,7 @@ class ModerationService:
         for job_id in await self.repo.recent_failures(guild_id):
             job = await self.jobs.get(job_id)
             if job is not None:
-                failures.append((job.id, describe_failure(job.fail_reason)))
+                failures.append((job.id, job.fail_reason))
         return ServerStatus(
             policy=await self.repo.policy(guild_id),
             in_progress=len(unfinished),
