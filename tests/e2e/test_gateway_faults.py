@@ -68,6 +68,7 @@ async def start_app(
 
     async def start(heartbeat_timeout: float) -> Application:
         emu.heartbeat_interval_ms = 250
+        emu.identify_interval = 5.0  # Discord's IDENTIFY limit (max_concurrency 1 per 5 s)
         application = Application(
             make_settings(emu, sim, db_url),
             guild_ready_timeout=0.01,
@@ -117,6 +118,7 @@ async def test_a_gateway_fault_mid_job_leaves_one_finished_job_in_its_thread(
         assert len(emu.identify_payloads) == identifies and session.resumes == 1
     else:
         assert session.closed and len(emu.identify_payloads) == identifies + 1
+    assert emu.identify_refusals == 0  # the bot waits out Discord's IDENTIFY limit
     if fault == "zombie":
         # The zombie went quiet before the thread existed: its THREAD_CREATE came by replay.
         replayed = {s for _, seqs in emu.replayed for s in seqs}

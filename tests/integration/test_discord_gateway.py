@@ -448,7 +448,7 @@ async def test_auto_sharded_bot_gets_each_guilds_events_on_its_shard(
 async def test_gateway_latency_delays_dispatches_and_counts_against_the_window(
     make_emu: Callable[..., Awaitable[DiscordEmulator]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    emu = await make_emu(interaction_deadline=0.5)
+    emu = await make_emu(interaction_deadline=1.5)
     probe = Probe()
     alice = emu.add_user("alice")
     async with running_bot(emu, probe.bot, monkeypatch) as run:
@@ -466,7 +466,7 @@ async def test_gateway_latency_delays_dispatches_and_counts_against_the_window(
         assert inter.acked_at - inter.dispatched_at >= 0.2  # type: ignore[operator]
 
         # The bot answers at once, but the event reaches it after the window closed: 10062.
-        emu.latency_ms = 600
+        emu.latency_ms = 1600
         late = await emu.slash_command("probe", user_id=alice)
         await run.wait(lambda: len(received) == 2, what="late event delivered")
 
@@ -478,6 +478,177 @@ async def test_gateway_latency_delays_dispatches_and_counts_against_the_window(
             ]
 
         await run.wait(lambda: late_callbacks() != [], what="late callback attempted")
-        assert received[1] - late.dispatched_at >= 0.6
+        assert received[1] - late.dispatched_at >= 1.6
         assert [(r.status, r.response["code"]) for r in late_callbacks()] == [(404, 10062)]
         assert late.acked_at is None
+
+
+# -- intents and protocol checks ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("members", [False, True])
+async def test_identify_intents_decide_which_events_arrive(
+    members: bool,
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = await make_emu(privileged_intents=1 << 1)  # GUILD_MEMBERS enabled for the app
+    intents = discord.Intents.default()
+    intents.members = members
+    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.01)
+    async with running_bot(emu, bot, monkeypatch) as run:
+        alice = emu.add_user("alice")
+        channel = emu.add_channel("always")  # GUILDS: in discord.py's default intents
+        await run.wait(lambda: run.bot.get_channel(channel) is not None, what="CHANNEL_CREATE")
+        session = only_session(emu)
+        # Discord: "If you do not specify an intent when identifying, you will not receive
+        # any of the Gateway events associated with that intent" (GUILD_MEMBER_ADD: members).
+        got = [f["t"] for f in session.buffer]
+        assert ("GUILD_MEMBER_ADD" in got) is members
+        guild = run.bot.get_guild(emu.guild_id)
+        assert guild is not None
+        if members:
+            await run.wait(lambda: guild.get_member(alice) is not None, what="member cached")
+
+
+async def test_a_privileged_intent_not_enabled_closes_4014(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = await make_emu()  # no privileged intent enabled for the app
+    bot = QuickBot(command_prefix="!", intents=discord.Intents.all(), guild_ready_timeout=0.01)
+    with pytest.raises(discord.PrivilegedIntentsRequired):
+        async with running_bot(emu, bot, monkeypatch) as run:
+            await run.wait(lambda: False, timeout=5)  # pragma: no cover
+    assert emu.connections[0].close_code == 4014
+
+
+async def test_server_heartbeat_request_is_answered_at_once(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    emu = await make_emu()  # 41.25 s interval: a prompt beat can only be the answer to op 1
+    probe = Probe()
+    async with running_bot(emu, probe.bot, monkeypatch) as run:
+        conn = only_session(emu).connection
+        assert conn is not None
+        beats = sum(1 for f in conn.received if f.get("op") == 1)
+        emu.request_heartbeat()
+        await run.wait(
+            lambda: sum(1 for f in conn.received if f.get("op") == 1) == beats + 1,
+            timeout=5,
+            what="heartbeat sent on request",
+        )
+
+
+async def test_raw_protocol_violations_close_with_discords_codes(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu()
+    oversized = {"op": 1, "d": None, "pad": "x" * 4100}
+    cases: list[tuple[str, list[dict[str, Any]], int]] = [
+        ("unknown opcode", [{"op": 42, "d": None}], 4001),
+        ("presence before IDENTIFY", [{"op": 3, "d": {"status": "online"}}], 4003),
+        ("payload over 4096 bytes", [oversized], 4002),
+        ("121 frames in a minute", [{"op": 1, "d": None}] * 121, 4008),
+    ]
+    for label, frames, code in cases:
+        http, ws = await _raw(emu)
+        try:
+            for frame in frames:
+                await ws.send_json(frame)
+            while True:
+                msg = await ws.receive(timeout=5)
+                if msg.type != aiohttp.WSMsgType.TEXT:
+                    break
+            assert msg.type == aiohttp.WSMsgType.CLOSE and msg.data == code, label
+        finally:
+            await ws.close()
+            await http.close()
+
+
+@given(
+    pushed=st.integers(min_value=0, max_value=40),
+    limit=st.integers(min_value=1, max_value=20),
+    data=st.data(),
+)
+def test_resume_replays_exactly_what_the_client_missed(
+    pushed: int, limit: int, data: st.DataObject
+) -> None:
+    session = Session("s", (0, 1), {}, limit)
+    for i in range(pushed):
+        session.push("EVENT", {"i": i})
+    seen = data.draw(st.integers(min_value=0, max_value=pushed), label="client seq")
+    missed = session.missed_since(seen)
+    oldest_kept = pushed - min(pushed, limit) + 1  # the buffer keeps the last `limit` frames
+    if seen == pushed or seen + 1 >= oldest_kept:
+        assert missed is not None
+        assert [f["s"] for f in missed] == list(range(seen + 1, pushed + 1))
+    else:
+        assert missed is None  # too far back: Discord answers INVALID_SESSION false
+
+
+async def test_resume_takes_the_session_over_from_a_connection_still_open(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu()
+    http, old = await _raw(emu)
+    try:
+        await _identify(old, emu)
+        ready = await _until_dispatch(old, "READY")
+        await _until_dispatch(old, "GUILD_CREATE")
+        new = await http.ws_connect(f"ws://127.0.0.1:{emu.port}/resume-gateway")
+        await new.receive_json(timeout=5)
+        resume = {"token": emu.token, "session_id": ready["d"]["session_id"], "seq": 2}
+        await new.send_json({"op": 6, "d": resume})
+        assert (await _until_dispatch(new, "RESUMED"))["s"] == 3
+        closed = await old.receive(timeout=5)
+        assert closed.type == aiohttp.WSMsgType.CLOSE and closed.data == 4000
+        added = emu.add_channel("after-takeover")
+        created = await _until_dispatch(new, "CHANNEL_CREATE")
+        assert created["d"]["id"] == str(added) and created["s"] == 4
+        await new.close()
+    finally:
+        await old.close()
+        await http.close()
+
+
+@pytest.mark.parametrize("presences", [False, True])
+async def test_guild_create_lists_members_only_with_the_presences_intent(
+    presences: bool,
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    emu = await make_emu(privileged_intents=1 << 8)
+    alice = emu.add_user("alice")
+    intents = discord.Intents.default()
+    intents.presences = presences
+    bot = QuickBot(command_prefix="!", intents=intents, guild_ready_timeout=0.01)
+    async with running_bot(emu, bot, monkeypatch):
+        (created,) = [f["d"] for f in only_session(emu).buffer if f["t"] == "GUILD_CREATE"]
+        listed = {int(m["user"]["id"]) for m in created["members"]}
+        # Discord: without GUILD_PRESENCES the members "will only contain your bot and users
+        # in voice channels"; member_count still counts everyone.
+        assert listed == (
+            {emu.bot_user_id, emu.owner_user_id, alice} if presences else {emu.bot_user_id}
+        )
+        assert created["member_count"] == 3
+
+
+async def test_identify_faster_than_max_concurrency_allows_is_refused_with_op9(
+    make_emu: Callable[..., Awaitable[DiscordEmulator]],
+) -> None:
+    emu = await make_emu(identify_interval=5.0)
+    http, first = await _raw(emu)
+    try:
+        await _identify(first, emu)
+        await _until_dispatch(first, "READY")
+        second = await http.ws_connect(f"ws://127.0.0.1:{emu.port}/gateway")
+        await second.receive_json(timeout=5)
+        await _identify(second, emu)
+        # Discord: IDENTIFYs over max_concurrency per 5 s get Invalid Session (opcode 9).
+        assert await second.receive_json(timeout=5) == {"op": 9, "d": False, "s": None, "t": None}
+        assert emu.identify_refusals == 1
+        assert len([s for s in emu.sessions.values() if not s.closed]) == 1
+        await second.close()
+    finally:
+        await first.close()
+        await http.close()

@@ -107,8 +107,9 @@ async def test_serves_one_world_until_sigterm(monkeypatch: pytest.MonkeyPatch) -
 
 
 async def test_sigint_stops_it_cleanly() -> None:
-    async with standalone("--port", "0", "--latency-ms", "20") as (proc, env):
-        assert env["DISCORD_TOKEN"]
+    token = "fixed.token.for-tests"
+    async with standalone("--port", "0", "--latency-ms", "20", "--token", token) as (proc, env):
+        assert env["DISCORD_TOKEN"] == token
         assert env["DISCORD_API_BASE_URL"].startswith("http://127.0.0.1:")
         proc.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(proc.wait(), timeout=15) == 0

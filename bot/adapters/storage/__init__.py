@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.adapters.storage import migrate
+from bot.adapters.storage.command_sync import SqlCommandSync
 from bot.adapters.storage.engine import (
     ACCEPTED_FORMS,
     StorageError,
@@ -57,6 +58,7 @@ class Storage:
         self.schema = schema
         self.jobs = SqlJobRepository(engine)
         self.moderation = SqlModerationRepository(engine)
+        self.command_sync = SqlCommandSync(engine)
         self._claim: IO[str] | None = None
 
     def claim_single_process(self) -> None:

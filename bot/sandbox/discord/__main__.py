@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import signal
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from bot.sandbox.discord.emulator import DiscordEmulator
 
@@ -38,6 +40,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--latency-ms", type=float, default=0.0, help="one-way network delay (REST and gateway)"
     )
     parser.add_argument(
+        "--token", default=None, help="the bot token to accept (default: a fresh random one)"
+    )
+    parser.add_argument(
         "--rate-limits",
         choices=("on", "off"),
         default="on",
@@ -51,9 +56,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def build(args: argparse.Namespace) -> DiscordEmulator:
     """The world the options describe: guilds spread round-robin over the shards."""
-    emu = DiscordEmulator(latency_ms=args.latency_ms, shards=args.shards)
-    if hasattr(emu, "rate_limits"):  # the REST side's switch, where this build has it
-        emu.rate_limits = args.rate_limits == "on"
+    options: dict[str, Any] = {"latency_ms": args.latency_ms, "shards": args.shards}
+    if "rate_limits" in inspect.signature(DiscordEmulator).parameters:
+        options["rate_limits"] = args.rate_limits == "on"  # the REST side's switch
+    emu = DiscordEmulator(**options)
+    if args.token:
+        emu.token = args.token  # a fixed token lets a bot's .env stay the same across runs
     for index in range(1, args.guilds):
         emu.add_guild(f"server {index + 1}", shard=(index % args.shards, args.shards))
     return emu

@@ -36,11 +36,19 @@ from aiohttp import web
 
 from bot.sandbox.discord import interactions, models, pipeline, rest
 from bot.sandbox.discord.errors import DiscordHTTPError, rate_limited
-from bot.sandbox.discord.gateway import HEARTBEAT_INTERVAL_MS, Connection, Session, gateway_handler
+from bot.sandbox.discord.gateway import (
+    HEARTBEAT_INTERVAL_MS,
+    PRESENCES_INTENT,
+    Connection,
+    Session,
+    gateway_handler,
+)
 from bot.sandbox.discord.interactions import Interaction
+from bot.sandbox.discord.limits import MAX_REQUEST_BYTES, Limits
 from bot.sandbox.discord.messages import make_attachment, public_view
 from bot.sandbox.discord.models import PERMISSIONS
 from bot.sandbox.discord.openapi import OpenApiValidator
+from bot.sandbox.discord.threads import active_threads
 
 _STATE_KEY = web.AppKey("emulator", object)
 
@@ -52,17 +60,24 @@ class DiscordEmulator:
         self,
         validator: OpenApiValidator | None = None,
         *,
-        upload_limit: int = 10 * 1024 * 1024,
         interaction_deadline: float = 3.0,
         token_ttl: float = 900.0,
+        rate_limits: bool = True,
+        rest_delay: float = 0.0,
+        boost_tier: int = 0,
         latency_ms: float = 0.0,
         shards: int = 1,
         heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
         session_timeout: float = 180.0,
         replay_limit: int = 1000,
         max_guilds_per_shard: int = 2500,
+        privileged_intents: int = 0,
+        identify_interval: float = 0.0,
     ) -> None:
         self.validator = validator
+        # Rate limits, upload limits, REST round trips, thread caps: see limits.py. A REST round
+        # trip is also at least twice the one-way `latency_ms` (see pipeline.py).
+        self.limits = Limits(rate_limits=rate_limits, rest_delay=rest_delay, boost_tier=boost_tier)
         self.latency_ms = latency_ms
         self.shards = shards
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -70,7 +85,13 @@ class DiscordEmulator:
         self.session_timeout = session_timeout
         self.replay_limit = replay_limit
         self.max_guilds_per_shard = max_guilds_per_shard  # Discord: 2,500 per shard
-        self.upload_limit = upload_limit
+        # The privileged intents enabled for the app (Developer Portal); others close with 4014.
+        self.privileged_intents = privileged_intents
+        # Discord lets max_concurrency (1 here) IDENTIFYs through per 5 s and answers the rest
+        # with op 9. Off (0) by default: test clients skip discord.py's 5 s wait on purpose.
+        self.identify_interval = identify_interval
+        self.identify_refusals = 0
+        self._last_identify: dict[int, float] = {}
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
         self.snowflakes = models.Snowflakes()
@@ -124,7 +145,7 @@ class DiscordEmulator:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(client_max_size=self.upload_limit * 4 + 1024 * 1024)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app[_STATE_KEY] = self
         for path in ("/gateway", "/gateway/", "/resume-gateway", "/resume-gateway/"):
             app.router.add_get(path, self._gateway_handler)
@@ -224,7 +245,9 @@ class DiscordEmulator:
             stamp += (index - stamp) % count
             guild_id = (stamp << 22) | (guild_id & ((1 << 22) - 1))
         self._create_guild(name, guild_id)
-        self.publish("GUILD_CREATE", self.guild_create_payload(guild_id))
+        for session in self.serving(guild_id):
+            if session.subscribed("GUILD_CREATE", guild_id):
+                session.push("GUILD_CREATE", self.guild_create_payload(guild_id, session=session))
         return guild_id
 
     def guild_of(self, channel_id: int | None) -> int:
@@ -333,12 +356,20 @@ class DiscordEmulator:
         ]
         return [m for m in members if m is not None]
 
-    def guild_create_payload(self, guild_id: int | None = None) -> dict[str, Any]:
+    def guild_create_payload(
+        self, guild_id: int | None = None, *, session: Session | None = None
+    ) -> dict[str, Any]:
+        """GUILD_CREATE as ``session`` receives it (None: as a session with every intent)."""
         gid = guild_id or self.guild_id
         mine = [c for c in self.channels.values() if c.get("guild_id") == str(gid)]
         channels = [c for c in mine if c["type"] not in models.THREAD_TYPES]
-        threads = [c for c in mine if c["type"] in models.THREAD_TYPES]
-        members = self.guild_member_payloads(gid)
+        threads = active_threads(self, gid)  # Discord syncs only the active ones
+        everyone = self.guild_member_payloads(gid)
+        members = everyone
+        if session is not None and not session.intents & PRESENCES_INTENT:
+            # Discord: without GUILD_PRESENCES, "members and presences returned in this event
+            # will only contain your bot and users in voice channels".
+            members = [m for m in everyone if m["user"]["id"] == str(self.bot_user_id)]
         return {
             "id": str(gid),
             "name": self.guild_names[gid],
@@ -355,7 +386,7 @@ class DiscordEmulator:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "premium_tier": 0,
+            "premium_tier": self.limits.boost_tier,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
@@ -377,7 +408,7 @@ class DiscordEmulator:
             "channels": channels,
             "threads": threads,
             "members": members,
-            "member_count": len(members),
+            "member_count": len(everyone),
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -522,6 +553,16 @@ class DiscordEmulator:
             "_trace": ['["mjcord-emulator"]'],
         }
 
+    def identify_allowed(self, shard_id: int, max_concurrency: int = 1) -> bool:
+        """Whether an IDENTIFY for this shard fits its rate-limit bucket right now."""
+        key = shard_id % max_concurrency  # Discord: rate_limit_key = shard_id % max_concurrency
+        now = time.monotonic()
+        last = self._last_identify.get(key)
+        if self.identify_interval > 0 and last is not None and now - last < self.identify_interval:
+            return False
+        self._last_identify[key] = now
+        return True
+
     def bot_gateway_payload(self) -> dict[str, Any]:
         """``GET /gateway/bot``: the URL, the recommended shard count, the session start limit."""
         # Discord: 1,000 IDENTIFYs per 24 h (RESUMEs don't count); max_concurrency 1 for small bots.
@@ -534,7 +575,8 @@ class DiscordEmulator:
         return {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
 
     def publish(self, event: str, data: dict[str, Any]) -> None:
-        """Route an event to every open session whose shard serves its guild.
+        """Route an event to every open session whose shard serves its guild and whose
+        IDENTIFY intents ask for it.
 
         Sessions without a healthy connection keep it for RESUME; the data is copied now, as
         the event is what happened at this moment.
@@ -543,7 +585,9 @@ class DiscordEmulator:
         targets = [
             s
             for s in self.sessions.values()
-            if not s.expired(self.session_timeout) and s.serves(guild)
+            if not s.expired(self.session_timeout)
+            and s.serves(guild)
+            and s.subscribed(event, guild)
         ]
         if not targets:
             return  # no session: the bot is offline and never sees it, as live
@@ -616,6 +660,11 @@ class DiscordEmulator:
             conn.ready = False
             conn.send({"op": 7, "d": None, "s": None, "t": None})
 
+    def request_heartbeat(self, *, shard: int | None = None) -> None:
+        """Send op 1: Discord may ask for a heartbeat, which the client must send at once."""
+        for conn in self._connections(shard):
+            conn.send({"op": 1, "d": None, "s": None, "t": None})
+
     def zombie_gateway(self, *, shard: int | None = None) -> None:
         """Go quiet on the connection: heartbeat ACKs withheld, events kept for RESUME only."""
         for conn in self._connections(shard):
@@ -667,6 +716,7 @@ class DiscordEmulator:
         *,
         retry_after: float = 0.05,
         is_global: bool = False,
+        scope: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with an error (429s carry retry_after)."""
         route = route_template.removeprefix("/api/v10")
@@ -674,7 +724,7 @@ class DiscordEmulator:
             # A typo here would make the fault silently never fire.
             raise ValueError(f"the emulator has no route {method.upper()} {route}")
         if status == 429:
-            error = rate_limited(retry_after, is_global=is_global, code=code)
+            error = rate_limited(retry_after, is_global=is_global, code=code, scope=scope)
             if message:
                 error.message = message
         else:

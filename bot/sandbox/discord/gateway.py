@@ -51,11 +51,65 @@ OP_DISPATCH, OP_HEARTBEAT, OP_IDENTIFY, OP_RESUME, OP_RECONNECT = 0, 1, 2, 6, 7
 OP_REQUEST_MEMBERS, OP_INVALID_SESSION, OP_HELLO, OP_HEARTBEAT_ACK = 8, 9, 10, 11
 HEARTBEAT_INTERVAL_MS = 41250
 # Close codes (Discord: "Gateway Close Event Codes").
-CLOSE_UNKNOWN_ERROR, CLOSE_DECODE_ERROR, CLOSE_NOT_AUTHENTICATED = 4000, 4002, 4003
-CLOSE_AUTH_FAILED, CLOSE_ALREADY_AUTHENTICATED, CLOSE_INVALID_SEQ = 4004, 4005, 4007
-CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED = 4010, 4011
+CLOSE_UNKNOWN_ERROR, CLOSE_UNKNOWN_OPCODE, CLOSE_DECODE_ERROR = 4000, 4001, 4002
+CLOSE_NOT_AUTHENTICATED, CLOSE_AUTH_FAILED, CLOSE_ALREADY_AUTHENTICATED = 4003, 4004, 4005
+CLOSE_INVALID_SEQ, CLOSE_RATE_LIMITED = 4007, 4008
+CLOSE_INVALID_SHARD, CLOSE_SHARDING_REQUIRED, CLOSE_DISALLOWED_INTENTS = 4010, 4011, 4014
+# GUILD_MEMBERS, GUILD_PRESENCES, MESSAGE_CONTENT: an app must enable them in its settings.
+PRESENCES_INTENT = 1 << 8
+PRIVILEGED_INTENTS = (1 << 1) | PRESENCES_INTENT | (1 << 15)
+# Discord: payloads an app sends "must not exceed 4096 bytes" (else 4002), and at most 120
+# events per connection every 60 seconds (else the connection is closed; 4008).
+MAX_PAYLOAD_BYTES, SEND_LIMIT, SEND_WINDOW = 4096, 120, 60.0
+# Opcodes an app may send: heartbeat, identify, presence, voice state, resume, request members,
+# request soundboard sounds. Only heartbeat, identify and resume before a session exists.
+_CLIENT_OPS = frozenset({1, 2, 3, 4, 6, 8, 31})
+_BEFORE_SESSION_OPS = frozenset({1, 2, 6})
 # Closing with these ends the session (Discord: "Initiating a Disconnect").
 SESSION_ENDING_CLOSES = (1000, 1001)
+
+
+# Discord's "List of Intents": the events each intent bit subscribes to. Events not listed
+# (READY, RESUMED, INTERACTION_CREATE, GUILD_MEMBERS_CHUNK, …) are always sent.
+_GUILD_INTENTS: dict[int, tuple[str, ...]] = {
+    1 << 0: (
+        "GUILD_CREATE",
+        "GUILD_UPDATE",
+        "GUILD_DELETE",
+        "GUILD_ROLE_CREATE",
+        "GUILD_ROLE_UPDATE",
+        "GUILD_ROLE_DELETE",
+        "CHANNEL_CREATE",
+        "CHANNEL_UPDATE",
+        "CHANNEL_DELETE",
+        "CHANNEL_PINS_UPDATE",
+        "THREAD_CREATE",
+        "THREAD_UPDATE",
+        "THREAD_DELETE",
+        "THREAD_LIST_SYNC",
+        "THREAD_MEMBER_UPDATE",
+    ),
+    1 << 1: ("GUILD_MEMBER_ADD", "GUILD_MEMBER_UPDATE", "GUILD_MEMBER_REMOVE"),
+    1 << 9: ("MESSAGE_CREATE", "MESSAGE_UPDATE", "MESSAGE_DELETE", "MESSAGE_DELETE_BULK"),
+    1 << 10: (
+        "MESSAGE_REACTION_ADD",
+        "MESSAGE_REACTION_REMOVE",
+        "MESSAGE_REACTION_REMOVE_ALL",
+        "MESSAGE_REACTION_REMOVE_EMOJI",
+    ),
+    1 << 11: ("TYPING_START",),
+}
+# Without a guild the same message events need the DIRECT_MESSAGE_* intents instead.
+_DM_INTENT = {1 << 9: 1 << 12, 1 << 10: 1 << 13, 1 << 11: 1 << 14}
+EVENT_INTENT: dict[str, int] = {e: bit for bit, events in _GUILD_INTENTS.items() for e in events}
+
+
+def required_intent(event: str, guild_id: int | None) -> int | None:
+    """The intent bit a session needs to receive this event (None: sent regardless)."""
+    bit = EVENT_INTENT.get(event)
+    if bit is not None and guild_id is None:
+        return _DM_INTENT.get(bit, bit)
+    return bit
 
 
 def shard_for(guild_id: int, num_shards: int) -> int:
@@ -84,6 +138,15 @@ class Session:
         if guild_id is None:
             return index == 0
         return shard_for(guild_id, count) == index
+
+    @property
+    def intents(self) -> int:
+        return int(self.identify.get("intents") or 0)
+
+    def subscribed(self, event: str, guild_id: int | None) -> bool:
+        """Whether IDENTIFY's ``intents`` ask for this event (Discord sends nothing else)."""
+        bit = required_intent(event, guild_id)
+        return bit is None or bool(self.intents & bit)
 
     def expired(self, timeout: float) -> bool:
         if self.closed:
@@ -126,6 +189,7 @@ class Connection:
         self.sent: list[dict[str, Any]] = []
         self.close_code: int | None = None  # who closed first decides: our code, else theirs
         self._server_close: int | None = None
+        self._recent: deque[float] = deque()  # when the client's last frames arrived
         self._outbox: asyncio.Queue[tuple[float, dict[str, Any]]] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
 
@@ -167,6 +231,12 @@ class Connection:
                     if msg.type is WSMsgType.ERROR:
                         log.debug("gateway websocket error: %s", self.ws.exception())
                     continue
+                if len(msg.data.encode()) > MAX_PAYLOAD_BYTES:
+                    await self.close(CLOSE_DECODE_ERROR, b"Error while decoding payload.")
+                    break
+                if self._over_send_limit():
+                    await self.close(CLOSE_RATE_LIMITED, b"Rate limited.")
+                    break
                 try:
                     frame = json.loads(msg.data)
                 except ValueError:
@@ -183,6 +253,13 @@ class Connection:
             self.close_code = own if own is not None else self.ws.close_code
             self._detach()
 
+    def _over_send_limit(self) -> bool:
+        now = time.monotonic()
+        self._recent.append(now)
+        while self._recent and now - self._recent[0] > SEND_WINDOW:
+            self._recent.popleft()
+        return len(self._recent) > SEND_LIMIT
+
     def _detach(self) -> None:
         session = self.session
         if session is None or session.connection is not self:
@@ -195,6 +272,12 @@ class Connection:
     async def _handle(self, frame: dict[str, Any]) -> None:
         op = frame.get("op")
         data = frame.get("d")
+        if op not in _CLIENT_OPS:
+            await self.close(CLOSE_UNKNOWN_OPCODE, b"Unknown opcode.")
+            return
+        if self.session is None and op not in _BEFORE_SESSION_OPS:
+            await self.close(CLOSE_NOT_AUTHENTICATED, b"Not authenticated.")
+            return
         if op == OP_HEARTBEAT:
             if not self.zombie:
                 self.send({"op": OP_HEARTBEAT_ACK})
@@ -203,14 +286,8 @@ class Connection:
         elif op == OP_RESUME:
             await self._resume(data)
         elif op == OP_REQUEST_MEMBERS:
-            if self.session is None:
-                await self.close(CLOSE_NOT_AUTHENTICATED, b"Not authenticated.")
-                return
             self._members_chunk(data or {})
-        elif op in (3, 4):  # presence / voice state updates: accepted, nothing to do
-            return
-        else:
-            log.warning("gateway: unknown opcode %r", op)
+        # presence, voice state and soundboard requests: accepted, nothing to do
 
     async def _identify(self, data: Any) -> None:
         emu = self.emu
@@ -221,10 +298,20 @@ class Connection:
             await self.close(CLOSE_ALREADY_AUTHENTICATED, b"Already authenticated.")
             return
         emu.identify_payloads.append(data)
+        asked = int(data.get("intents") or 0)
+        if asked & PRIVILEGED_INTENTS & ~emu.privileged_intents:
+            await self.close(CLOSE_DISALLOWED_INTENTS, b"Disallowed intent(s).")
+            return
         raw = data.get("shard") or [0, 1]
         index, count = int(raw[0]), int(raw[1])
         if count < 1 or not 0 <= index < count:
             await self.close(CLOSE_INVALID_SHARD, b"Invalid shard.")
+            return
+        if not emu.identify_allowed(index):
+            # Discord: over the max_concurrency IDENTIFYs per 5 s, "the Gateway will respond
+            # with an Invalid Session (opcode 9)".
+            emu.identify_refusals += 1
+            self.send({"op": OP_INVALID_SESSION, "d": False, "s": None, "t": None})
             return
         session = Session(
             session_id=secrets.token_hex(16),
@@ -242,13 +329,16 @@ class Connection:
         session.push("READY", emu.ready_payload(session, guilds))
         self.ready = True
         for guild_id in guilds:
-            session.push("GUILD_CREATE", emu.guild_create_payload(guild_id))
+            session.push("GUILD_CREATE", emu.guild_create_payload(guild_id, session=session))
 
     async def _resume(self, data: Any) -> None:
         emu = self.emu
         emu.resume_attempts += 1
         if not isinstance(data, dict) or data.get("token") != emu.token:
             await self.close(CLOSE_AUTH_FAILED, b"Authentication failed.")
+            return
+        if self.session is not None:
+            await self.close(CLOSE_ALREADY_AUTHENTICATED, b"Already authenticated.")
             return
         emu.resume_payloads.append(data)
         session = emu.sessions.get(str(data.get("session_id")))
