@@ -99,7 +99,7 @@ async def test_three_processes_finish_every_job_once_through_two_leader_kills(
     spec_validator: Any, pg_url: str, tmp_path: Path
 ) -> None:
     emu = DiscordEmulator(spec_validator, shards=SHARDS)
-    sim = MjProxySimulator(profile="upstream", api_key="sk-test", step_seconds=1.0)
+    sim = MjProxySimulator(profile="upstream", api_key="sk-test", step_seconds=2.5)
     await emu.start()
     await sim.start()
     bots: list[BotProcess] = []
@@ -146,6 +146,13 @@ async def test_three_processes_finish_every_job_once_through_two_leader_kills(
             what="every job submitted",
         )
         await emu.wait_for(lambda: len(emu.threads()) >= total, timeout=60, what="every thread")
+        # Every command fully shown (its status message in its thread) before the kills: this
+        # test is about tracking changing hands; commands cut short are the crash sweep's.
+        await emu.wait_for(
+            lambda: all(emu.messages(int(t["id"])) for t in emu.threads()),
+            timeout=60,
+            what="every status message",
+        )
 
         # Kill the tracking leader mid-flight, then its successor once it has taken over.
         killed: list[str] = []
@@ -171,6 +178,15 @@ async def test_three_processes_finish_every_job_once_through_two_leader_kills(
         )
         await asyncio.sleep(2 * POLL + 1)  # room for a second post, were one coming
     except BaseException:
+        for thread in (int(t["id"]) for t in emu.threads()):
+            if not finish_posts(emu, thread):
+                texts = [(m.get("content") or "")[:90] for m in emu.messages(thread)]
+                print(f"--- thread {thread} without an outcome: {texts}")
+        for guild in guilds.values():
+            texts = [
+                (m.get("content") or "")[:90] for m in emu.messages(emu.general_channels[guild])
+            ]
+            print(f"--- channel of {guild}: {texts[-12:]}")
         for bot in bots:
             lines = bot.log.read_text(errors="replace").splitlines()
             interesting = [ln for ln in lines if " bot.core.tracking: job " not in ln]
