@@ -19,6 +19,7 @@ from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.gate import ModerationGate, ModerationService
 from bot.core.ledger import Ledger
+from bot.core.recovery import Recovery
 from bot.core.services import ActionService, ImagineService, SystemClock
 from bot.core.tracking import Tracker
 from bot.discord_ui.audit import LogChannelMirror
@@ -29,6 +30,7 @@ from bot.discord_ui.cogs.imagine import ImagineCog
 from bot.discord_ui.cogs.moderation import ModerationCog, QuotaCog
 from bot.discord_ui.mod_views import thread_parent
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.restore import DiscordPlaces
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,12 @@ class Application:
         self.api: MjClient | None = None
         self.bot: MjcordBot | None = None
         self.tracker: Tracker | None = None
+        self.recovery: Recovery | None = None
         self.presenter: DiscordPresenter | None = None
         self.mirror: LogChannelMirror | None = None
         self.web: WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._recovering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build and start everything; returns when the bot is ready."""
@@ -97,7 +101,12 @@ class Application:
         )
         # The one notifyHook URL every submit sends (None: callbacks off, polling only).
         notify_hook = s.callback_url
-        service = ImagineService(self.api, ledger, gate, clock, notify_hook=notify_hook)
+        submitting: dict[str, Any] = {
+            "files": files,
+            "max_reference_bytes": s.max_reference_bytes,
+            "notify_hook": notify_hook,
+        }
+        service = ImagineService(self.api, ledger, gate, clock, **submitting)
         self.tracker = Tracker(
             self.api,
             ledger,
@@ -109,21 +118,19 @@ class Application:
             chunk_size=s.mj_chunk_size,
             callbacks=notify_hook is not None,
         )
-        actions = ActionService(self.api, ledger, gate, clock, notify_hook=notify_hook)
+        # What an earlier process left midway is carried on from its last recorded step.
+        self.recovery = Recovery(
+            service,
+            DiscordPlaces(bot, service, clock),
+            clock,
+            timeout=timedelta(minutes=s.mj_task_timeout),
+        )
+        born = clock.now()
+        actions = ActionService(self.api, ledger, gate, clock, **submitting)
         bot._initial_cogs += [
             FollowUpCog(actions, service),
-            DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
-        ]
-        bot._initial_cogs.append(
-            ImagineCog(
-                service,
-                files,
-                presenter,
-                max_reference_bytes=s.max_reference_bytes,
-                server_modes=gate.default_mode,
-            )
-        )
-        bot._initial_cogs += [
+            DescribeBlendCog(service),
+            ImagineCog(service, presenter, server_modes=gate.default_mode),
             QuotaCog(moderation),
             ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
         ]
@@ -144,6 +151,8 @@ class Application:
             bot_task.result()  # re-raise why the bot could not start
             raise RuntimeError("the bot stopped before it was ready")
         self._tasks.append(asyncio.create_task(self.tracker.run()))
+        # Not in _tasks: recovery ends when it is done, and the bot runs on.
+        self._recovering = asyncio.create_task(self.recovery.run(born))
         log.info("mjcord is ready as %s", bot.user)
 
     async def wait(self) -> None:
@@ -154,6 +163,10 @@ class Application:
 
     async def stop(self) -> None:
         """Stop in reverse order of start. Safe to call twice."""
+        if self._recovering is not None:
+            self._recovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovering
         for task in reversed(self._tasks[1:]):
             task.cancel()
         if self.presenter is not None:

@@ -318,6 +318,11 @@ class MjClient:
             found.extend(await self._fetch_each(chunk))
         return found
 
+    async def find_by_state(self, state: str) -> TaskSnapshot | None:
+        """The task whose `state` equals `state`. Placeholder until the mjapi branch lands the
+        real look-up (`GET /mj/task/list`, mj-api.md §2.11): says the server cannot look."""
+        raise Unsupported(f"no task look-up by state on {self._base}")
+
     async def probe(self) -> None:
         """One harmless authenticated call: returns if the API answers and accepts the key.
 

@@ -98,6 +98,11 @@ class ImageApi(Protocol):
         lacks it). Ids the API does not know are simply absent from the answer."""
         ...
 
+    async def find_by_state(self, state: str) -> TaskSnapshot | None:
+        """The task whose `state` field equals `state`, or None when the server holds none.
+        Raises bot.core.errors.Unsupported when the server offers no way to look (aggregators)."""
+        ...
+
 
 class JobRepository(Protocol):
     """The durable job ledger. Writes are atomic per call."""
@@ -136,6 +141,12 @@ class JobRepository(Protocol):
 
     async def stuck_submitting(self) -> list[Job]:
         """Jobs left in SUBMITTING (the process died during a submit)."""
+        ...
+
+    async def interrupted(self) -> list[Job]:
+        """Jobs a process may have left midway, oldest first: still submitting, still holding
+        an interaction token, or not finished posting with a Discord object (reply, thread,
+        status message) not yet recorded."""
         ...
 
 
@@ -209,6 +220,19 @@ class JobObserver(Protocol):
         Called again after a crash for a job in PostState.INTENT: the implementation first looks
         for its own earlier post of this job and returns that id instead of posting twice.
         """
+        ...
+
+
+class JobPlaces(Protocol):
+    """Makes a job's Discord objects that a dead process did not (the Discord side of
+    `bot.core.recovery`). Each object is recorded through `Submitter.place` as soon as it
+    exists."""
+
+    async def restore(self, job: Job) -> None:
+        """Finish the job's reply, thread and status message from the last recorded step:
+        the reply through the stored interaction token while it is valid (else a fresh public
+        message), the thread (a thread started from a message has that message's id), then
+        the status message. For a job refused before any reply, tell the member instead."""
         ...
 
 

@@ -1,8 +1,13 @@
-"""Use cases that submit work: /imagine, /describe, /blend, button presses and modal input.
+"""Use cases that submit work: /imagine, /describe, /blend, button presses, modal input and
+"Imagine n" under a /describe.
 
-The rule: a job is written to the ledger (SUBMITTING) before the API is called, and again with
-its task id before anyone sees that id. A refused submit is recorded as failed and settled with
-the gate, so it is never charged.
+The rule: every step is recorded as it happens, so a restarted process can carry on from the
+last one (bot.core.recovery). A command's job is written to the ledger (SUBMITTING, with the
+interaction's token and everything needed to send its submit again) as soon as the interaction
+is acknowledged — before any download, gate or API work. `sent_at` is written just before the
+submit goes out, the task id as soon as the API answers. A refused submit is recorded as failed
+and settled with the gate, so it is never charged. Every submitting use case takes the member's
+`Ticket`: the gate reserves the job's quota before the API is called.
 """
 
 from __future__ import annotations
@@ -10,21 +15,39 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import ApiError, Refused
-from bot.core.followups import action_of, offered
-from bot.core.jobs import Job, JobStatus, Mode, PostState, ReferenceImage, Route, Submission
+from bot.core.errors import ApiError, ImageRejected, MjcordError, Refused
+from bot.core.followups import action_of, describe_prompts, offered
+from bot.core.images import check_reference, safe_filename
+from bot.core.jobs import (
+    Ack,
+    Inputs,
+    Job,
+    JobStatus,
+    Mode,
+    PostState,
+    ReferenceImage,
+    Route,
+    Source,
+    Submission,
+)
 from bot.core.ledger import Ledger
-from bot.core.ports import Clock, Gate, ImageApi, ImagineRequest, Ticket
+from bot.core.ports import Clock, Gate, ImageApi, ImageFiles, ImagineRequest, Ticket
 
 log = logging.getLogger(__name__)
 
 #: A second press of the same button within this window joins the first job instead.
 DOUBLE_PRESS_WINDOW = timedelta(seconds=30)
+#: Discord accepts an interaction token for 15 minutes; stop using it a little before.
+TOKEN_LIFETIME = timedelta(minutes=15) - timedelta(seconds=30)
+DEFAULT_MAX_REFERENCE_BYTES = 10 * 1024 * 1024
 
 BLEND_DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
+
+UNAVAILABLE = "This button is no longer available."
 
 
 class SystemClock:
@@ -33,20 +56,6 @@ class SystemClock:
     def now(self) -> datetime:
         """Now, timezone-aware UTC."""
         return datetime.now(UTC)
-
-
-class AllowAll:
-    """A gate that admits everything and refunds nothing (before moderation is configured)."""
-
-    async def admit(self, ticket: Ticket) -> None:
-        """Admit."""
-
-    async def settle(self, job: Job) -> None:
-        """Nothing to settle."""
-
-    async def is_moderator(self, ticket: Ticket) -> bool:
-        """Manage Server alone (no moderator role without moderation)."""
-        return ticket.manage_guild
 
 
 class AlreadyUnderWay(Refused):
@@ -60,12 +69,40 @@ class AlreadyUnderWay(Refused):
 
 
 def job_state(job_id: int) -> str:
-    """The `state` sent with a task: it routes a callback back to its job."""
+    """The `state` sent with a task: it routes a callback back to its job, and lets a restarted
+    process find a task whose id it never recorded (`ImageApi.find_by_state`)."""
     return f"mjcord:{job_id}"
 
 
+def ack_of(application_id: int, token: str, created_at: datetime) -> Ack:
+    """The acknowledgement of an interaction created at `created_at` (its token's lifetime)."""
+    return Ack(application_id, token, created_at + TOKEN_LIFETIME)
+
+
+def inputs_of(ticket: Ticket, **fields: object) -> Inputs:
+    """A job's inputs, with the parts of the member's ticket the gate needs again later."""
+    return dataclasses.replace(
+        Inputs(role_ids=ticket.role_ids, manage_guild=ticket.manage_guild),
+        **fields,  # type: ignore[arg-type]
+    )
+
+
+def ticket_of(job: Job) -> Ticket:
+    """The member's ticket for a recorded job (to reserve its quota, again if need be: the gate
+    returns the existing charge for a job it has reserved before)."""
+    return Ticket(
+        guild_id=job.route.guild_id,
+        channel_id=job.route.channel_id,
+        user_id=job.route.requester_id,
+        role_ids=job.inputs.role_ids,
+        prompt=job.prompt,
+        manage_guild=job.inputs.manage_guild,
+        job_id=job.id,
+    )
+
+
 class Submitter:
-    """What every submitting use case shares: the gate, the record-then-call rule, placement."""
+    """What every submitting use case shares: the record-each-step rule, the gate, placement."""
 
     def __init__(
         self,
@@ -74,84 +111,161 @@ class Submitter:
         gate: Gate,
         clock: Clock,
         *,
+        files: ImageFiles | None = None,
+        max_reference_bytes: int = DEFAULT_MAX_REFERENCE_BYTES,
         notify_hook: str | None = None,
     ) -> None:
         self.api = api
         self.ledger = ledger
         self.gate = gate
         self.clock = clock
+        self.files = files
+        self.max_reference_bytes = max_reference_bytes
         self.notify_hook = notify_hook
         self._locks: dict[tuple[int, str], asyncio.Lock] = {}
 
-    async def admit(self, ticket: Ticket) -> None:
-        """Run the moderation gate; raises Refused with the member's sentence."""
-        await self.gate.admit(ticket)
+    # --- recording steps --------------------------------------------------------------------
 
-    async def place(self, job_id: int, **route_fields: int) -> Job | None:
-        """Record where the job's messages now live (reply, thread, status message)."""
+    async def open(self, job: Job) -> Job:
+        """Record a new job (SUBMITTING) the moment its interaction is acknowledged."""
+        now = self.clock.now()
+        return await self.ledger.repo.add(dataclasses.replace(job, created_at=now, updated_at=now))
+
+    async def place(self, job_id: int, **route_fields: int | bool) -> Job | None:
+        """Record one Discord object of the job as soon as it exists (reply, thread, status
+        message), or that no thread could be made (`no_thread=True`)."""
         return await self.ledger.update(
             job_id,
-            lambda j: dataclasses.replace(j, route=dataclasses.replace(j.route, **route_fields)),
+            lambda j: dataclasses.replace(j, route=dataclasses.replace(j.route, **route_fields)),  # type: ignore[arg-type]
         )
 
-    async def _record(self, job: Job, ticket: Ticket | None = None) -> Job:
-        """Write the new job to the ledger; with a ticket, reserve its quota at the gate (a
-        refusal fails the recorded job, which then has nothing to post, and is raised)."""
-        now = self.clock.now()
-        job = await self.ledger.repo.add(dataclasses.replace(job, created_at=now, updated_at=now))
-        if ticket is not None:
-            try:
-                await self.gate.admit(dataclasses.replace(ticket, job_id=job.id))
-            except Refused as exc:
-                reason = f"Refused by moderation: {exc.member_message}"
-                await self.ledger.update(
-                    job.id,
-                    lambda j: dataclasses.replace(
-                        j,
-                        status=JobStatus.FAILED,
-                        fail_reason=reason,
-                        finished_at=self.clock.now(),
-                        updated_at=self.clock.now(),
-                        post_state=PostState.POSTED,
-                    ),
-                )
-                raise
-        return job
+    async def choose_mode(self, job_id: int, mode: Mode) -> Job | None:
+        """Record the mode the job uses (the server's default, read after the job was opened)."""
+        return await self.ledger.update(job_id, lambda j: dataclasses.replace(j, mode=mode))
 
-    async def _send(self, job: Job, call: Callable[[str], Awaitable[Submission]]) -> Job:
-        """Call the API for a recorded job and record the answer.
+    async def forget_token(self, job_id: int) -> None:
+        """The interaction token is no longer needed (the reply exists, or the member was told)."""
+        await self.ledger.update(job_id, lambda j: dataclasses.replace(j, ack=None))
+
+    async def abandon(self, job: Job, error: BaseException) -> None:
+        """A job stopped before its submit was sent (a refusal, a bad attachment, a crash of the
+        handler): failed with nothing left to post — the member is told directly — and settled."""
+        reason = error.member_message if isinstance(error, MjcordError) else repr(error)
+        failed = await self.ledger.update(
+            job.id,
+            lambda j: j
+            if j.status is not JobStatus.SUBMITTING or j.sent_at is not None
+            else dataclasses.replace(
+                j,
+                status=JobStatus.FAILED,
+                fail_reason=reason,
+                finished_at=self.clock.now(),
+                updated_at=self.clock.now(),
+                post_state=PostState.POSTED,
+            ),
+        )
+        if failed is not None:
+            await self.gate.settle(failed)
+
+    # --- the submit -------------------------------------------------------------------------
+
+    async def run(self, job: Job, ticket: Ticket) -> Job:
+        """Carry a recorded job through the gate and the API: check the ticket, download the
+        attachments, reserve the quota, record `sent_at`, submit, record the task id.
+
+        Raises what stopped it (Refused, ImageRejected, DownloadError, ApiError); the job is then
+        recorded as failed with nothing left to post, and settled.
+        """
+        try:
+            await self.gate.admit(dataclasses.replace(ticket, job_id=0))
+            images = await self.load_images(job)
+            await self.gate.admit(dataclasses.replace(ticket, job_id=job.id))
+        except Exception as exc:
+            await self.abandon(job, exc)
+            raise
+        return await self.send(job, images)
+
+    async def load_images(self, job: Job) -> list[ReferenceImage]:
+        """Download and check the job's attachments, in option order; refuse the first bad one.
+        The declared size is checked before anything is downloaded; the bytes decide the type."""
+        limit = self.max_reference_bytes
+        for source in job.inputs.sources:
+            if source.size > limit:
+                raise ImageRejected(
+                    f"{source.option}: {source.size} bytes",
+                    member_message=f"{source.option}: `{safe_filename(source.filename)}` is "
+                    f"{source.size / (1024 * 1024):.1f} MB; the limit is "
+                    f"{limit / (1024 * 1024):.0f} MB.",
+                )
+        if not job.inputs.sources:
+            return []
+        if self.files is None:
+            raise RuntimeError("a job with attachments needs ImageFiles")
+        files = self.files
+        blobs = await asyncio.gather(
+            *(files.fetch_reference(s.url, limit) for s in job.inputs.sources)
+        )
+        return [
+            check_reference(s.option, s.filename, data, max_bytes=limit)
+            for s, data in zip(job.inputs.sources, blobs, strict=True)
+        ]
+
+    async def send(self, job: Job, images: Sequence[ReferenceImage]) -> Job:
+        """Record `sent_at`, call the API for the job, record the answer.
 
         On refusal the job is recorded as failed (nothing left to post: the member is told at
         once), settled with the gate, and the error is raised again.
         """
+        sent = await self.ledger.update(
+            job.id, lambda j: dataclasses.replace(j, sent_at=self.clock.now())
+        )
+        job = sent or job
+        started = time.monotonic()
         try:
-            submission = await call(job_state(job.id))
+            submission = await self._call(job, images)(job_state(job.id))
         except ApiError as exc:
-            log.log(
-                logging.INFO if exc.member_fault else logging.WARNING,
-                "job %s: %s refused: %s: %s",
-                job.id,
-                job.action.lower(),
-                type(exc).__name__,
-                exc.detail,
-            )
-            reason = exc.detail or exc.member_message
-            failed = await self.ledger.update(
-                job.id,
-                lambda j: dataclasses.replace(
-                    j,
-                    status=JobStatus.FAILED,
-                    fail_reason=reason,
-                    finished_at=self.clock.now(),
-                    updated_at=self.clock.now(),
-                    post_state=PostState.POSTED,
-                ),
-            )
-            await self.gate.settle(failed or job)
+            await self._refused(job, exc)
             raise
+        accepted = await self.accept(job.id, submission)
+        log.info(
+            "job %s: %s accepted as task %s after %.0f ms",
+            job.id,
+            job.action.lower(),
+            submission.task_id,
+            (time.monotonic() - started) * 1000,
+        )
+        return accepted
+
+    async def _refused(self, job: Job, exc: ApiError) -> None:
+        """The API refused the job: failed, nothing left to post (the member is told at once),
+        settled with the gate."""
+        log.log(
+            logging.INFO if exc.member_fault else logging.WARNING,
+            "job %s: %s refused: %s: %s",
+            job.id,
+            job.action.lower(),
+            type(exc).__name__,
+            exc.detail,
+        )
+        reason = exc.detail or exc.member_message
+        failed = await self.ledger.update(
+            job.id,
+            lambda j: dataclasses.replace(
+                j,
+                status=JobStatus.FAILED,
+                fail_reason=reason,
+                finished_at=self.clock.now(),
+                updated_at=self.clock.now(),
+                post_state=PostState.POSTED,
+            ),
+        )
+        await self.gate.settle(failed or job)
+
+    async def accept(self, job_id: int, submission: Submission) -> Job:
+        """Record the API's acceptance: the task id and the job's first status."""
         status = JobStatus.MODAL if submission.needs_input else JobStatus.QUEUED
         accepted = await self.ledger.update(
-            job.id,
+            job_id,
             lambda j: dataclasses.replace(
                 j,
                 task_id=submission.task_id,
@@ -162,14 +276,109 @@ class Submitter:
             ),
         )
         if accepted is None:  # nothing changed: the same task id and status were recorded
-            accepted = await self.ledger.repo.get(job.id)
-        assert accepted is not None  # the row was written by _record and is never deleted
-        log.info("job %s: %s accepted as task %s", job.id, job.action.lower(), submission.task_id)
+            accepted = await self.ledger.repo.get(job_id)
+        assert accepted is not None  # the row was written by open() and is never deleted
         return accepted
+
+    def _call(
+        self, job: Job, images: Sequence[ReferenceImage]
+    ) -> Callable[[str], Awaitable[Submission]]:
+        """The one API call that submits this job, from what the ledger holds about it."""
+        api, hook, inputs = self.api, self.notify_hook, job.inputs
+        if job.action == "DESCRIBE":
+            return lambda state: api.describe(images[0], job.mode, state=state, notify_hook=hook)
+        if job.action == "BLEND":
+            return lambda state: api.blend(
+                images, job.mode, dimensions=inputs.dimensions, state=state, notify_hook=hook
+            )
+        if job.parent_job_id is None:
+            return lambda state: api.imagine(
+                ImagineRequest(job.prompt, job.mode, images, state, hook)
+            )
+
+        async def press(state: str) -> Submission:
+            submission = await api.action(
+                inputs.parent_task_id, job.custom_id, state=state, notify_hook=hook
+            )
+            if inputs.modal_prompt is not None and submission.needs_input:
+                return await api.modal(
+                    submission.task_id, prompt=inputs.modal_prompt, state=state, notify_hook=hook
+                )
+            return submission
+
+        return press
 
 
 class ImagineService(Submitter):
-    """/imagine, /describe and /blend."""
+    """/imagine, /describe, /blend and "Imagine n": each records its job at acknowledgement
+    (`open_*`), and `run` carries it through the gate and the API."""
+
+    def open_imagine(
+        self,
+        route: Route,
+        mode: Mode,
+        prompt: str,
+        sources: Sequence[Source],
+        ack: Ack | None,
+        ticket: Ticket,
+    ) -> Awaitable[Job]:
+        """Record an /imagine as acknowledged."""
+        return self.open(
+            Job(
+                id=0,
+                route=route,
+                mode=mode,
+                prompt=prompt,
+                reference_count=len(sources),
+                ack=ack,
+                inputs=inputs_of(ticket, sources=tuple(sources)),
+            )
+        )
+
+    def open_describe(
+        self, route: Route, mode: Mode, source: Source, ack: Ack | None, ticket: Ticket
+    ) -> Awaitable[Job]:
+        """Record a /describe of one image (the result is four prompts) as acknowledged."""
+        return self.open(
+            Job(
+                id=0,
+                route=route,
+                mode=mode,
+                prompt=f"Describe {safe_filename(source.filename)}",
+                action="DESCRIBE",
+                reference_count=1,
+                ack=ack,
+                inputs=inputs_of(ticket, sources=(source,)),
+            )
+        )
+
+    def open_blend(
+        self,
+        route: Route,
+        mode: Mode,
+        sources: Sequence[Source],
+        dimensions: str,
+        ack: Ack | None,
+        ticket: Ticket,
+    ) -> Awaitable[Job]:
+        """Record a /blend of 2–5 images. Fewer or more are refused before anything is recorded."""
+        if not 2 <= len(sources) <= 5:
+            raise Refused(
+                f"blend of {len(sources)} images",
+                member_message="A blend needs 2 to 5 images.",
+            )
+        return self.open(
+            Job(
+                id=0,
+                route=route,
+                mode=mode,
+                prompt=f"Blend of {len(sources)} images ({dimensions.lower()})",
+                action="BLEND",
+                reference_count=len(sources),
+                ack=ack,
+                inputs=inputs_of(ticket, sources=tuple(sources), dimensions=dimensions),
+            )
+        )
 
     async def submit(
         self,
@@ -178,74 +387,53 @@ class ImagineService(Submitter):
         prompt: str,
         images: Sequence[ReferenceImage] = (),
         *,
-        ticket: Ticket | None = None,
+        ticket: Ticket,
     ) -> Job:
-        """Submit an /imagine. Returns the accepted job (stored with its task id).
+        """Record and submit an /imagine whose images are already read (tests, the demo)."""
+        job = await self.open_imagine(route, mode, prompt, (), None, ticket)
+        try:
+            await self.gate.admit(dataclasses.replace(ticket, job_id=job.id))
+        except Exception as exc:
+            await self.abandon(job, exc)
+            raise
+        return await self.send(job, images)
 
-        With the member's ticket, the job's quota is reserved at the gate before the API call.
+    async def imagine_described(self, parent_id: int, index: int, ticket: Ticket) -> Job:
+        """ "Imagine n" under a /describe result: imagine its prompt `index`, in the same place.
+
+        Only the member who asked for the prompts, or a moderator, may press it.
         """
-        job = await self._record(
-            Job(id=0, route=route, mode=mode, prompt=prompt, reference_count=len(images)), ticket
-        )
-
-        async def call(state: str) -> Submission:
-            request = ImagineRequest(prompt, mode, images, state, self.notify_hook)
-            return await self.api.imagine(request)
-
-        return await self._send(job, call)
-
-    async def describe(
-        self, route: Route, mode: Mode, image: ReferenceImage, *, ticket: Ticket | None = None
-    ) -> Job:
-        """Submit a /describe of one image (the result is four prompts)."""
-        job = await self._record(
-            Job(
-                id=0,
-                route=route,
-                mode=mode,
-                prompt=f"Describe {image.filename}",
-                action="DESCRIBE",
-                reference_count=1,
-            ),
-            ticket,
-        )
-        return await self._send(
-            job,
-            lambda state: self.api.describe(image, mode, state=state, notify_hook=self.notify_hook),
-        )
-
-    async def blend(
-        self,
-        route: Route,
-        mode: Mode,
-        images: Sequence[ReferenceImage],
-        dimensions: str,
-        *,
-        ticket: Ticket | None = None,
-    ) -> Job:
-        """Submit a /blend of 2–5 images. Fewer or more are refused before any API call."""
-        if not 2 <= len(images) <= 5:
+        parent = await self.ledger.repo.get(parent_id)
+        prompts = describe_prompts(parent.final_prompt) if parent else []
+        if parent is None or parent.action != "DESCRIBE" or not 0 <= index < len(prompts):
+            raise Refused(f"describe {parent_id} has no prompt {index}", member_message=UNAVAILABLE)
+        if ticket.user_id != parent.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
-                f"blend of {len(images)} images",
-                member_message="A blend needs 2 to 5 images.",
+                f"user {ticket.user_id} pressed describe {parent.id}",
+                member_message="Only the member who asked for these prompts can use them.",
             )
-        job = await self._record(
-            Job(
-                id=0,
-                route=route,
-                mode=mode,
-                prompt=f"Blend of {len(images)} images ({dimensions.lower()})",
-                action="BLEND",
-                reference_count=len(images),
-            ),
-            ticket,
+        prompt = prompts[index]
+        job = await self.open_imagine(
+            _inherit(parent.route, ticket.user_id),
+            parent.mode,
+            prompt,
+            (),
+            None,
+            dataclasses.replace(ticket, prompt=prompt),
         )
-        return await self._send(
-            job,
-            lambda state: self.api.blend(
-                images, mode, dimensions=dimensions, state=state, notify_hook=self.notify_hook
-            ),
-        )
+        return await self.run(job, dataclasses.replace(ticket, prompt=prompt))
+
+
+def _inherit(parent: Route, requester_id: int) -> Route:
+    """A follow-up job's place: its parent's reply and thread (already placed)."""
+    return Route(
+        guild_id=parent.guild_id,
+        channel_id=parent.channel_id,
+        requester_id=requester_id,
+        reply_message_id=parent.reply_message_id,
+        thread_id=parent.thread_id,
+        no_thread=parent.no_thread or not parent.thread_id,
+    )
 
 
 class ActionService(Submitter):
@@ -264,10 +452,7 @@ class ActionService(Submitter):
             or not 0 <= index < len(parent.buttons)
             or not offered(parent.buttons[index])
         ):
-            raise Refused(
-                f"job {job_id} button {index} not available",
-                member_message="This button is no longer available.",
-            )
+            raise Refused(f"job {job_id} button {index} not available", member_message=UNAVAILABLE)
         if ticket.user_id != parent.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} pressed job {job_id}'s button",
@@ -287,56 +472,39 @@ class ActionService(Submitter):
         button = parent.buttons[index]
         key = (parent.id, button.custom_id)
         lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            now = self.clock.now()
-            for child in await self.ledger.repo.children(parent.id):
-                fresh = now - child.created_at < DOUBLE_PRESS_WINDOW or not child.finished
-                if (
-                    child.custom_id == button.custom_id
-                    and child.status is not JobStatus.FAILED
-                    and fresh
-                ):
-                    raise AlreadyUnderWay(child)
-            await self.gate.admit(ticket)
-            route = Route(
-                guild_id=parent.route.guild_id,
-                channel_id=parent.route.channel_id,
-                requester_id=ticket.user_id,
-                reply_message_id=parent.route.reply_message_id,
-                thread_id=parent.route.thread_id,
-            )
-            job = await self._record(
-                Job(
-                    id=0,
-                    route=route,
-                    mode=parent.mode,
-                    prompt=prompt or parent.final_prompt or parent.prompt,
-                    action=action_of(button.custom_id),
-                    parent_job_id=parent.id,
-                    custom_id=button.custom_id,
-                ),
-                ticket,
-            )
-        parent_task = parent.task_id or ""
-
-        async def call(state: str) -> Submission:
-            submission = await self.api.action(
-                parent_task, button.custom_id, state=state, notify_hook=self.notify_hook
-            )
-            if prompt is not None and submission.needs_input:
-                return await self.api.modal(
-                    submission.task_id, prompt=prompt, state=state, notify_hook=self.notify_hook
-                )
-            return submission
-
         try:
-            return await self._send(job, call)
+            async with lock:
+                now = self.clock.now()
+                for child in await self.ledger.repo.children(parent.id):
+                    fresh = now - child.created_at < DOUBLE_PRESS_WINDOW or not child.finished
+                    if (
+                        child.custom_id == button.custom_id
+                        and child.status is not JobStatus.FAILED
+                        and fresh
+                    ):
+                        raise AlreadyUnderWay(child)
+                job = await self.open(
+                    Job(
+                        id=0,
+                        route=_inherit(parent.route, ticket.user_id),
+                        mode=parent.mode,
+                        prompt=prompt or parent.final_prompt or parent.prompt,
+                        action=action_of(button.custom_id),
+                        parent_job_id=parent.id,
+                        custom_id=button.custom_id,
+                        inputs=inputs_of(
+                            ticket, parent_task_id=parent.task_id or "", modal_prompt=prompt
+                        ),
+                    )
+                )
+            return await self.run(job, ticket)
         finally:
             if not lock.locked():
                 self._locks.pop(key, None)
 
     async def confirm(self, job_id: int, prompt: str, ticket: Ticket) -> Job:
-        """Answer a job waiting in MODAL (remix, custom zoom) with the member's prompt."""
+        """Answer a job waiting in MODAL (remix, custom zoom) with the member's prompt; an empty
+        prompt keeps the job's own."""
         job = await self.ledger.repo.get(job_id)
         if job is None or job.status is not JobStatus.MODAL or not job.task_id:
             raise Refused(
@@ -348,11 +516,13 @@ class ActionService(Submitter):
                 f"user {ticket.user_id} answered job {job_id}",
                 member_message="Only the member who started this job can continue it.",
             )
-        task_id = job.task_id
+        task_id, prompt = job.task_id, prompt or job.final_prompt or job.prompt
         await self.ledger.update(job.id, lambda j: dataclasses.replace(j, prompt=prompt))
-        return await self._send(
-            job,
-            lambda state: self.api.modal(
-                task_id, prompt=prompt, state=state, notify_hook=self.notify_hook
-            ),
-        )
+        try:
+            submission = await self.api.modal(
+                task_id, prompt=prompt, state=job_state(job.id), notify_hook=self.notify_hook
+            )
+        except ApiError as exc:
+            await self._refused(job, exc)
+            raise
+        return await self.accept(job.id, submission)

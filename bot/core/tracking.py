@@ -155,16 +155,8 @@ class Tracker:
             group.create_task(self._hint_loop())
 
     async def resume(self) -> None:
-        """After a start: fail jobs whose submit an earlier process left unfinished, and post
-        every pending outcome. A job this process is submitting right now is left alone."""
-        for job in await self.ledger.repo.stuck_submitting():
-            if job.created_at >= self._born:
-                continue
-            failed = await self.ledger.update(
-                job.id, lambda j: j.fail(RESTART_REASON, self.clock.now())
-            )
-            if failed:
-                log.warning("job %s: interrupted during submit; failed", job.id)
+        """After a start: post every pending outcome. Jobs an earlier process left in
+        SUBMITTING are bot.core.recovery's: their submit may have reached the API."""
         await self.flush_posts()
 
     async def poll_once(self) -> None:
@@ -361,10 +353,7 @@ class Tracker:
         fresh = await self.ledger.repo.get(job.id)
         if fresh is None or fresh.post_state is not PostState.INTENT:
             return  # another caller posted it since `job` was read
-        if (
-            not fresh.route.reply_message_id
-            and self.clock.now() - fresh.created_at < PLACEMENT_GRACE
-        ):
+        if not fresh.route.placed and self.clock.now() - fresh.created_at < PLACEMENT_GRACE:
             return  # its command is still opening the reply and thread; a later cycle posts it
         job = fresh
         try:

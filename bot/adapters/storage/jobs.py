@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.adapters.storage.engine import StorageError
 from bot.adapters.storage.schema import jobs
-from bot.core.jobs import Button, Job, JobStatus, Mode, PostState, Route
+from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
 
 _UNFINISHED = [status.value for status in JobStatus if not status.finished]
 
@@ -44,6 +44,40 @@ def _load_buttons(text: str) -> tuple[Button, ...]:
             style=int(item.get("style", 2)),
         )
         for item in json.loads(text or "[]")
+    )
+
+
+def _dump_inputs(inputs: Inputs) -> str:
+    return json.dumps(
+        {
+            "sources": [
+                {"option": x.option, "url": x.url, "filename": x.filename, "size": x.size}
+                for x in inputs.sources
+            ],
+            "dimensions": inputs.dimensions,
+            "parent_task_id": inputs.parent_task_id,
+            "modal_prompt": inputs.modal_prompt,
+            "role_ids": list(inputs.role_ids),
+            "manage_guild": inputs.manage_guild,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def _load_inputs(text: str) -> Inputs:
+    raw = json.loads(text or "{}")
+    modal = raw.get("modal_prompt")
+    return Inputs(
+        sources=tuple(
+            Source(str(x["option"]), str(x["url"]), str(x["filename"]), int(x["size"]))
+            for x in raw.get("sources", [])
+        ),
+        dimensions=str(raw.get("dimensions", "")),
+        parent_task_id=str(raw.get("parent_task_id", "")),
+        modal_prompt=None if modal is None else str(modal),
+        role_ids=tuple(int(r) for r in raw.get("role_ids", [])),
+        manage_guild=bool(raw.get("manage_guild", False)),
     )
 
 
@@ -76,6 +110,12 @@ def _values(job: Job) -> dict[str, Any]:
         "post_state": job.post_state.value,
         "result_message_id": job.result_message_id,
         "reference_count": job.reference_count,
+        "no_thread": route.no_thread,
+        "application_id": job.ack.application_id if job.ack else 0,
+        "interaction_token": job.ack.token if job.ack else "",
+        "token_expires_at": job.ack.expires_at if job.ack else None,
+        "inputs": _dump_inputs(job.inputs),
+        "sent_at": job.sent_at,
     }
 
 
@@ -89,6 +129,7 @@ def _job(row: Mapping[str, Any]) -> Job:
             reply_message_id=row["reply_message_id"],
             thread_id=row["thread_id"],
             status_message_id=row["status_message_id"],
+            no_thread=bool(row["no_thread"]),
         ),
         mode=Mode(row["mode"]),
         prompt=row["prompt"],
@@ -109,6 +150,13 @@ def _job(row: Mapping[str, Any]) -> Job:
         post_state=PostState(row["post_state"]),
         result_message_id=row["result_message_id"],
         reference_count=row["reference_count"],
+        ack=(
+            Ack(row["application_id"], row["interaction_token"], row["token_expires_at"])
+            if row["interaction_token"] and row["token_expires_at"] is not None
+            else None
+        ),
+        inputs=_load_inputs(row["inputs"]),
+        sent_at=row["sent_at"],
     )
 
 
@@ -194,6 +242,26 @@ class SqlJobRepository:
     async def stuck_submitting(self) -> list[Job]:
         """Jobs left in SUBMITTING (the process died during a submit)."""
         return await self._many(jobs.c.status == JobStatus.SUBMITTING.value)
+
+    async def interrupted(self) -> list[Job]:
+        """Jobs a process may have left midway, oldest first: still submitting, still holding
+        an interaction token, or not finished posting with a Discord object (reply, thread,
+        status message) not yet recorded."""
+        unplaced = and_(
+            jobs.c.post_state != PostState.POSTED.value,
+            or_(
+                jobs.c.reply_message_id == 0,
+                and_(jobs.c.thread_id == 0, jobs.c.no_thread.is_(False)),
+                jobs.c.status_message_id == 0,
+            ),
+        )
+        return await self._many(
+            or_(
+                jobs.c.status == JobStatus.SUBMITTING.value,
+                jobs.c.interaction_token != "",
+                unplaced,
+            )
+        )
 
     async def claim_post(
         self, job_id: int, *, now: datetime, lease: timedelta = DEFAULT_POST_LEASE

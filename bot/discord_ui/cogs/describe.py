@@ -9,10 +9,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode, Route
-from bot.core.ports import ImageFiles
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
 from bot.discord_ui.cogs.imagine import MODE_CHOICES
-from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.jobflow import ack_for, run_command, show_new_job, sources_of, ticket_for
+from bot.discord_ui.tree import tell_error
 
 DIMENSION_CHOICES = [
     app_commands.Choice(name=f"{name.title()} ({ratio})", value=name)
@@ -23,17 +23,8 @@ DIMENSION_CHOICES = [
 class DescribeBlendCog(commands.Cog):
     """The /describe and /blend commands."""
 
-    def __init__(
-        self,
-        service: ImagineService,
-        files: ImageFiles,
-        *,
-        max_reference_bytes: int,
-        default_mode: Mode = Mode.MID_JOURNEY,
-    ) -> None:
+    def __init__(self, service: ImagineService, *, default_mode: Mode = Mode.MID_JOURNEY) -> None:
         self.service = service
-        self.files = files
-        self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
 
     @app_commands.command(name="describe")
@@ -50,13 +41,20 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Get four prompts that describe an image; press one to imagine it."""
         await interaction.response.defer(thinking=True)
-        await self.service.admit(ticket_for(interaction))
-        (reference,) = await read_images(self.files, [("image", image)], self.max_reference_bytes)
         chosen = Mode(mode.value) if mode else self.default_mode
-        job = await self.service.describe(
-            _route(interaction), chosen, reference, ticket=ticket_for(interaction)
+        ticket = ticket_for(interaction)
+        (source,) = sources_of([("image", image)])
+        # Recorded now, before any download, gate or API work: a restart carries it on.
+        job = await self.service.open_describe(
+            _route(interaction), chosen, source, ack_for(interaction), ticket
         )
-        await show_new_job(interaction, job, self.service)
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
+        )
 
     @app_commands.command(name="blend")
     @app_commands.describe(
@@ -82,19 +80,27 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Blend 2 to 5 images into a new one."""
         await interaction.response.defer(thinking=True)
-        await self.service.admit(ticket_for(interaction))
-        given = [
-            (f"image{i}", a)
-            for i, a in enumerate((image1, image2, image3, image4, image5), 1)
-            if a is not None
-        ]
-        images = await read_images(self.files, given, self.max_reference_bytes)
+        sources = sources_of(
+            [(f"image{i}", a) for i, a in enumerate((image1, image2, image3, image4, image5), 1)]
+        )
         chosen = Mode(mode.value) if mode else self.default_mode
         shape = dimensions.value if dimensions else "SQUARE"
-        job = await self.service.blend(
-            _route(interaction), chosen, images, shape, ticket=ticket_for(interaction)
+        ticket = ticket_for(interaction)
+        try:
+            # Recorded now, before any download, gate or API work: a restart carries it on.
+            job = await self.service.open_blend(
+                _route(interaction), chosen, sources, shape, ack_for(interaction), ticket
+            )
+        except Exception as exc:  # fewer than 2 or more than 5 images: nothing was recorded
+            await tell_error(interaction, exc)
+            return
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
         )
-        await show_new_job(interaction, job, self.service)
 
 
 def _route(interaction: discord.Interaction[Any]) -> Route:

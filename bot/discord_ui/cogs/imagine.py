@@ -11,9 +11,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode, Route
-from bot.core.ports import ImageFiles
 from bot.core.services import ImagineService
-from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.jobflow import ack_for, run_command, show_new_job, sources_of, ticket_for
 from bot.discord_ui.presenter import DiscordPresenter
 
 log = logging.getLogger(__name__)
@@ -30,17 +29,13 @@ class ImagineCog(commands.Cog):
     def __init__(
         self,
         service: ImagineService,
-        files: ImageFiles,
         presenter: DiscordPresenter,
         *,
-        max_reference_bytes: int,
         default_mode: Mode = Mode.MID_JOURNEY,
         server_modes: Callable[[int], Awaitable[Mode]] | None = None,
     ) -> None:
         self.service = service
-        self.files = files
         self.presenter = presenter
-        self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
         self.server_modes = server_modes  # the server's default mode (moderators set it)
 
@@ -67,17 +62,28 @@ class ImagineCog(commands.Cog):
         if interaction.guild_id:
             self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         chosen = Mode(mode.value) if mode else self.default_mode
-        if mode is None and self.server_modes is not None and interaction.guild_id:
-            chosen = await self.server_modes(interaction.guild_id)
         ticket = ticket_for(interaction, prompt)
-        await self.service.admit(ticket)
-        attachments = [("image1", image1), ("image2", image2), ("image3", image3)]
-        given = [(o, a) for o, a in attachments if a is not None]
-        images = await read_images(self.files, given, self.max_reference_bytes)
-        route = Route(
-            guild_id=interaction.guild_id or 0,
-            channel_id=interaction.channel_id or 0,
-            requester_id=interaction.user.id,
+        sources = sources_of([("image1", image1), ("image2", image2), ("image3", image3)])
+        # Recorded now, before any download, gate or API work: a restart carries it on.
+        job = await self.service.open_imagine(
+            _route(interaction), chosen, prompt, sources, ack_for(interaction), ticket
         )
-        job = await self.service.submit(route, chosen, prompt, images, ticket=ticket)
-        await show_new_job(interaction, job, self.service)
+        if mode is None and self.server_modes is not None and interaction.guild_id:
+            server_mode = await self.server_modes(interaction.guild_id)
+            if server_mode is not chosen:
+                job = await self.service.choose_mode(job.id, server_mode) or job
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
+        )
+
+
+def _route(interaction: discord.Interaction[Any]) -> Route:
+    return Route(
+        guild_id=interaction.guild_id or 0,
+        channel_id=interaction.channel_id or 0,
+        requester_id=interaction.user.id,
+    )
