@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import ApiError, ImageRejected, MjcordError, Refused
+from bot.core.errors import ApiError, ImageRejected, MjcordError, Refused, Unavailable
 from bot.core.followups import action_of, describe_prompts, offered
 from bot.core.images import check_reference, safe_filename
 from bot.core.jobs import (
@@ -148,10 +148,11 @@ class Submitter:
         await self.ledger.update(job_id, lambda j: dataclasses.replace(j, ack=None))
 
     async def abandon(self, job: Job, error: BaseException) -> None:
-        """A job stopped before its submit was sent (a refusal, a bad attachment, a crash of the
-        handler): failed with nothing left to post — the member is told directly — and settled."""
+        """A job stopped before its quota was reserved and its submit sent (a refusal, a bad
+        attachment, an error in the handler): failed with nothing left to post — the member is
+        told directly — and nothing to settle. A job already sent is left as it is."""
         reason = error.member_message if isinstance(error, MjcordError) else repr(error)
-        failed = await self.ledger.update(
+        await self.ledger.update(
             job.id,
             lambda j: j
             if j.status is not JobStatus.SUBMITTING or j.sent_at is not None
@@ -164,8 +165,6 @@ class Submitter:
                 post_state=PostState.POSTED,
             ),
         )
-        if failed is not None:
-            await self.gate.settle(failed)
 
     # --- the submit -------------------------------------------------------------------------
 
@@ -223,6 +222,13 @@ class Submitter:
         started = time.monotonic()
         try:
             submission = await self._call(job, images)(job_state(job.id))
+        except Unavailable as exc:
+            # A 5xx, a timeout or a dropped connection: the submit may have reached the API.
+            found = await self._look_up(job)
+            if found is None:
+                await self._refused(job, exc)
+                raise
+            submission = found
         except ApiError as exc:
             await self._refused(job, exc)
             raise
@@ -235,6 +241,18 @@ class Submitter:
             (time.monotonic() - started) * 1000,
         )
         return accepted
+
+    async def _look_up(self, job: Job) -> Submission | None:
+        """The task a submit of this job made upstream, if the server can say and holds one."""
+        try:
+            snap = await self.api.find_by_state(job_state(job.id))
+        except ApiError as exc:  # Unsupported (aggregators) or still unavailable
+            log.info("job %s: cannot check whether the submit arrived: %s", job.id, exc.detail)
+            return None
+        if snap is None:
+            return None
+        log.info("job %s: the submit had arrived as task %s", job.id, snap.task_id)
+        return Submission(task_id=snap.task_id)
 
     async def _refused(self, job: Job, exc: ApiError) -> None:
         """The API refused the job: failed, nothing left to post (the member is told at once),

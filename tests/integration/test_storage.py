@@ -31,7 +31,7 @@ from bot.adapters.storage import (
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.migrate import head_revision
 from bot.adapters.storage.schema import metadata
-from bot.core.jobs import Button, Job, JobStatus, Mode, PostState, Route
+from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
 
 POSTGRES_URL = os.environ.get(
     "MJCORD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -132,6 +132,19 @@ def make_job(**changes: object) -> Job:
         post_state=PostState.NONE,
         result_message_id=0,
         reference_count=2,
+        ack=Ack(BIG_ID + 6, "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDp0b2tlbg", T0 + timedelta(minutes=15)),
+        inputs=Inputs(
+            sources=(
+                Source("image1", "https://cdn.discordapp.com/a/1/ref é.png?ex=1", "ref é.png", 9),
+                Source("image2", "https://cdn.discordapp.com/a/2/b.jpg", "b.jpg", 2**40),
+            ),
+            dimensions="PORTRAIT",
+            parent_task_id="1712345678900000",
+            modal_prompt="a cat --zoom 1.5",
+            role_ids=(BIG_ID + 7, BIG_ID + 8),
+            manage_guild=True,
+        ),
+        sent_at=T0 + timedelta(seconds=1),
     )
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
@@ -295,6 +308,40 @@ async def test_stuck_submitting_lists_jobs_left_in_submitting(storage: Storage) 
     assert await storage.jobs.stuck_submitting() == [stuck]
 
 
+async def test_interrupted_lists_jobs_with_a_step_left(storage: Storage) -> None:
+    placed = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
+    done = dict(route=placed, ack=None, status=JobStatus.QUEUED)
+    submitting = await storage.jobs.add(make_job(task_id=None, status=JobStatus.SUBMITTING))
+    with_token = await storage.jobs.add(make_job(task_id="a", status=JobStatus.QUEUED))
+    no_reply = await storage.jobs.add(
+        make_job(task_id="b", ack=None, route=Route(1, 2, 3), status=JobStatus.QUEUED)
+    )
+    undecided_thread = await storage.jobs.add(
+        make_job(task_id="c", **{**done, "route": Route(1, 2, 3, 4, 0, 5)})
+    )
+    await storage.jobs.add(make_job(task_id="d", **done))
+    await storage.jobs.add(  # no thread could be made: placed in the channel
+        make_job(task_id="e", **{**done, "route": Route(1, 2, 3, 4, 0, 5, no_thread=True)})
+    )
+    await storage.jobs.add(  # refused and told: nothing left
+        make_job(
+            task_id=None,
+            ack=None,
+            route=Route(1, 2, 3),
+            status=JobStatus.FAILED,
+            post_state=PostState.POSTED,
+        )
+    )
+
+    assert await storage.jobs.interrupted() == [submitting, with_token, no_reply, undecided_thread]
+
+
+async def test_a_job_without_an_acknowledgement_round_trips_without_one(storage: Storage) -> None:
+    job = await storage.jobs.add(make_job(ack=None, inputs=Inputs(), sent_at=None))
+    got = await storage.jobs.get(job.id)
+    assert got == job and got.ack is None and got.inputs == Inputs()
+
+
 async def test_a_saved_change_moves_a_job_between_the_queries(storage: Storage) -> None:
     job = await storage.jobs.add(make_job(task_id="t", status=JobStatus.IN_PROGRESS))
     finished = job.fail("time limit", T0 + timedelta(minutes=30))
@@ -360,7 +407,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
     storage = await target.open()
     try:
         job = await storage.jobs.add(make_job())
-        assert await storage.revision() == head_revision() == "0002"
+        assert await storage.revision() == head_revision() == "0003"
 
         await storage.migrate()
         again = await target.open()
@@ -369,7 +416,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
         assert await storage.revision() == head_revision()
         async with storage.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [tuple(row) for row in versions] == [("0002",)]
+        assert [tuple(row) for row in versions] == [("0003",)]
         assert await storage.jobs.get(job.id) == job
     finally:
         await storage.close()

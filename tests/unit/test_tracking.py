@@ -13,7 +13,7 @@ from bot.core.ledger import Ledger
 from bot.core.tracking import CALLBACK_POLL_FACTOR, MIN_REQUESTS_PER_SECOND, Tracker
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
-ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4, status_message_id=5)
+ROUTE = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
 
 
 class FakeTime:

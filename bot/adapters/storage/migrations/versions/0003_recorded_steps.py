@@ -34,6 +34,18 @@ def upgrade() -> None:
     op.add_column("jobs", sa.Column("token_expires_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column("jobs", sa.Column("inputs", sa.Text(), nullable=False, server_default="{}"))
     op.add_column("jobs", sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True))
+    # Before 0003 a replied job with thread 0 meant "no thread could be made".
+    jobs = sa.table(
+        "jobs",
+        sa.column("no_thread", sa.Boolean()),
+        sa.column("thread_id", sa.BigInteger()),
+        sa.column("reply_message_id", sa.BigInteger()),
+    )
+    op.execute(
+        jobs.update()
+        .where(jobs.c.thread_id == 0, jobs.c.reply_message_id != 0)
+        .values(no_thread=True)
+    )
     op.create_index("ix_jobs_parent_job_id", "jobs", ["parent_job_id"])
 
 
