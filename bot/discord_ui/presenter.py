@@ -25,6 +25,16 @@ from bot.discord_ui.views import continue_view, result_view
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+#: Discord's JSON error code for "Request entity too large" (the upload limit).
+TOO_LARGE_CODE = 40005
+
+# Why a finish post is not what or where the member expects, in their words. A size is blamed
+# only when size was the reason.
+TOO_LARGE = "It was too large to upload here"
+NO_FILES = "I'm not allowed to attach files here"
+NOT_FETCHED = "I couldn't fetch the image from the image service to attach it"
+NOT_IN_THREAD = "I'm not allowed to post the image in this job's thread, so it is here instead."
+THREAD_GONE = "This job's thread is gone, so it is here instead."
 HISTORY_LOOKBACK = 50
 
 
@@ -170,7 +180,7 @@ class DiscordPresenter:
         await self.show_progress(job)
         if job.status is JobStatus.SUCCEEDED:
             return await self._post_result(job)
-        return await self._send(job, content=finish_content(job))
+        return await self._send(job)
 
     async def _post_result(self, job: Job) -> int:
         data: bytes | None = None
@@ -180,56 +190,67 @@ class DiscordPresenter:
             except ApiError as exc:
                 log.warning("job %s: could not download the result: %s", job.id, exc.detail)
         if data is None:
-            return await self._send(job, content=finish_content(job, link=job.image_url))
+            return await self._send(job, link=job.image_url, why=NOT_FETCHED)
         limit = self._upload_limit(job.route.guild_id)
         name = f"mjcord-{job.task_id}"
         if len(data) > limit:
             smaller = await self._files.fit(data, limit)
             if smaller is None:
-                return await self._send(job, content=finish_content(job, link=job.image_url))
+                return await self._send(job, link=job.image_url, why=TOO_LARGE)
             data, name = smaller, name + ".jpg"
         else:
             name += ".png"
         try:
-            return await self._send(
-                job, content=finish_content(job), file=discord.File(io.BytesIO(data), name)
-            )
+            return await self._send(job, file=discord.File(io.BytesIO(data), name))
         except _Refused as exc:
-            # No permission to attach files (50013), or over a limit we did not know (40005).
+            # No file can be uploaded anywhere: link it, saying why (size only if it was size).
             log.warning("job %s: upload refused (%s); posting a link instead", job.id, exc)
-            return await self._send(job, content=finish_content(job, link=job.image_url))
+            return await self._send(job, link=job.image_url, why=exc.why)
 
-    async def _send(self, job: Job, *, content: str, file: discord.File | None = None) -> int:
-        """Send to the thread; if it is gone, to the channel; if that is gone too, give up (0)."""
+    async def _send(
+        self,
+        job: Job,
+        *,
+        file: discord.File | None = None,
+        link: str | None = None,
+        why: str = "",
+    ) -> int:
+        """Send to the thread; if it is gone or refuses, to the channel, saying so; if that is
+        gone too, give up (0). Raises _Refused when the file itself cannot go anywhere."""
         places = [job.route.post_channel_id]
         if job.route.channel_id not in places:
             places.append(job.route.channel_id)
         kwargs: dict[str, Any] = {
-            "content": content,
             "allowed_mentions": only_user(job.route.requester_id),
             "nonce": job.post_nonce,
         }
         if job.status is JobStatus.SUCCEEDED and (job.buttons or job.action == "DESCRIBE"):
             kwargs["view"] = result_view(job)
+        note = ""
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
+            content = finish_content(job, link=link, why=why, note=note)
             await self._finish_slot(place)
             try:
                 if file is not None:
                     file.reset()
-                    message = await channel.send(file=file, **kwargs)
+                    message = await channel.send(content, file=file, **kwargs)
                 else:
-                    message = await channel.send(**kwargs)
+                    message = await channel.send(content, **kwargs)
                 return message.id
             except discord.NotFound as exc:
                 log.warning("job %s: channel %s is gone (%s)", job.id, place, exc.code)
+                note = THREAD_GONE
             except discord.Forbidden as exc:
-                if file is not None:
-                    raise _Refused(f"{exc.status}/{exc.code}") from None
                 log.warning("job %s: no permission to post in %s (%s)", job.id, place, exc.code)
+                if place != job.route.channel_id:  # the thread refuses: try the channel
+                    note = NOT_IN_THREAD
+                    continue
+                if file is not None:
+                    raise _Refused(f"{exc.status}/{exc.code}", NO_FILES) from None
             except discord.HTTPException as exc:
-                if exc.status == 413 and file is not None:
-                    raise _Refused(f"{exc.status}/{exc.code}") from None
+                if file is not None and (exc.status == 413 or exc.code == TOO_LARGE_CODE):
+                    raise _Refused(f"{exc.status}/{exc.code}", TOO_LARGE) from None
                 raise
         log.error("job %s: nowhere left to post its outcome; giving up", job.id)
         return 0
@@ -265,6 +286,10 @@ class DiscordPresenter:
 
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
+
+    def __init__(self, detail: str, why: str) -> None:
+        super().__init__(detail)
+        self.why = why  # the member's sentence: why the image is linked, not attached
 
 
 class EditBudget:

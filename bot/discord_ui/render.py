@@ -105,8 +105,10 @@ def status_content(job: Job) -> str:
     return f"{head}\n{line}"
 
 
-def finish_content(job: Job, *, link: str | None = None) -> str:
-    """The finish post: mentions the requester; says what failed in plain words.
+def finish_content(job: Job, *, link: str | None = None, why: str = "", note: str = "") -> str:
+    """The finish post: mentions the requester; says what failed in plain words. With `link`,
+    the image is linked and `why` says why it is not attached; `note` says why the post is not
+    where the member expects it.
 
     The marker line always survives the length cap: it is how an earlier post is found.
     """
@@ -122,7 +124,9 @@ def finish_content(job: Job, *, link: str | None = None) -> str:
         label = action_label(job.custom_id) if job.custom_id else "image"
         body = f"{who} your {label.lower() if job.custom_id else label} is ready."
         if link:
-            body += f"\nIt was too large to upload here, so here is a link: {link}"
+            body += f"\n{why or 'It could not be attached'}, so here is a link: {link}"
+    if note:
+        body += f"\n{note}"
     tail = f"\n{marker(job)}"
     return body[: MAX_CONTENT - len(tail)] + tail
 
