@@ -380,7 +380,7 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
             ),
             acknowledged=interaction.acked_at is not None,
             submits=len(world.sim.requests_to(SUBMIT_PATHS[command])) - submits_before,
-            usage=await world.usage(),
+            usage={k: v for k, v in (await world.usage()).items() if k not in parents},
             signatures=[
                 discord_signature(r.method, r.route, r.json)
                 for r in world.emu.requests[emu_start:]
