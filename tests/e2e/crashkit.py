@@ -29,7 +29,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import text
+from sqlalchemy import inspect, text
 
 from bot.adapters.storage import database_url
 from bot.adapters.storage.engine import create_engine
@@ -177,12 +177,14 @@ class Outcome:
 class World:
     """Everything one run needs, on loopback, with its own SQLite file."""
 
-    def __init__(self, tmp: Path, validator: Any, *, profile: str = "aggregator") -> None:
+    def __init__(
+        self, tmp: Path, validator: Any, *, profile: str = "aggregator", db: str = ""
+    ) -> None:
         self.tmp = tmp
         self.emu = DiscordEmulator(validator)
         self.sim = MjProxySimulator(profile=profile, api_key="sk-test", step_seconds=0.15)  # type: ignore[arg-type]
         self.gate = ApiGate(self.sim)
-        self.db = f"sqlite:///{tmp}/mjcord.db"
+        self.db = db or f"sqlite:///{tmp}/mjcord.db"
         self.bots: list[BotProcess] = []
         self.alice = 0
 
@@ -263,8 +265,7 @@ class World:
 
 
 async def _has_table(conn: Any, name: str) -> bool:
-    query = text("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = :n")
-    return bool((await conn.execute(query, {"n": name})).scalar())
+    return bool(await conn.run_sync(lambda sync: inspect(sync).has_table(name)))
 
 
 # --- one run of a command, killed at a point or clean ------------------------------------------
@@ -272,7 +273,7 @@ async def _has_table(conn: Any, name: str) -> bool:
 PNG_COLORS = ((200, 30, 30), (30, 200, 30), (30, 30, 200))
 
 
-def _png(color: tuple[int, int, int]) -> bytes:
+def png(color: tuple[int, int, int]) -> bytes:
     import io
 
     from PIL import Image
@@ -295,7 +296,7 @@ class Kill:
         return f"{point_id(self.signature)}-{'before' if self.before else 'after'}"
 
 
-async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+async def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -306,7 +307,7 @@ async def _wait(predicate: Callable[[], bool], timeout: float, what: str) -> Non
 async def _press_target(world: World) -> tuple[int, str]:
     """Run an /imagine to its end; the finish post's U1 button (message id, custom id)."""
     await world.emu.slash_command("imagine", {"prompt": "a parent lighthouse"}, user_id=world.alice)
-    await _wait(lambda: any(world.finish_posts(j) for j in (1,)), 30, "the parent's finish post")
+    await wait(lambda: any(world.finish_posts(j) for j in (1,)), 30, "the parent's finish post")
     ((_, message),) = world.finish_posts(1)
     custom_id = message["components"][0]["components"][0]["custom_id"]
     return int(message["id"]), str(custom_id)
@@ -318,13 +319,13 @@ async def _command(world: World, command: str, target: tuple[int, str] | None) -
         assert target is not None
         return await emu.press_button(target[0], target[1], user_id=world.alice)
     if command == "imagine":
-        ref = emu.add_attachment("ref.png", _png(PNG_COLORS[0]), "image/png")
+        ref = emu.add_attachment("ref.png", png(PNG_COLORS[0]), "image/png")
         options = {"prompt": "a lighthouse", "image1": ref}
     elif command == "describe":
-        options = {"image": emu.add_attachment("d.png", _png(PNG_COLORS[1]), "image/png")}
+        options = {"image": emu.add_attachment("d.png", png(PNG_COLORS[1]), "image/png")}
     else:
         options = {
-            f"image{i + 1}": emu.add_attachment(f"b{i}.png", _png(c), "image/png")
+            f"image{i + 1}": emu.add_attachment(f"b{i}.png", png(c), "image/png")
             for i, c in enumerate(PNG_COLORS[:2])
         }
     return await emu.slash_command(command, options, user_id=world.alice)
@@ -342,7 +343,7 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
     """One command in a fresh world, killed at `kill` (None: a clean run), then settled."""
     async with World(tmp, validator) as world:
         first = await world.spawn()
-        await _wait(lambda: bool(world.emu.guild_commands), 60, "the bot synced its commands")
+        await wait(lambda: bool(world.emu.guild_commands), 60, "the bot synced its commands")
         target = await _press_target(world) if command == "button" else None
         await world.quiet(0.3)
         parents = {j.id for j in await world.jobs()}
