@@ -127,7 +127,5 @@ class Recovery:
         """Fail a job whose submit was sent: its outcome is posted (and settled) by the tracker."""
         await self.submitter.ledger.update(
             job.id,
-            lambda j: j.fail(reason, self.clock.now())
-            if j.status is JobStatus.SUBMITTING
-            else j,
+            lambda j: j.fail(reason, self.clock.now()) if j.status is JobStatus.SUBMITTING else j,
         )

@@ -154,15 +154,17 @@ class Submitter:
         reason = error.member_message if isinstance(error, MjcordError) else repr(error)
         await self.ledger.update(
             job.id,
-            lambda j: j
-            if j.status is not JobStatus.SUBMITTING or j.sent_at is not None
-            else dataclasses.replace(
-                j,
-                status=JobStatus.FAILED,
-                fail_reason=reason,
-                finished_at=self.clock.now(),
-                updated_at=self.clock.now(),
-                post_state=PostState.POSTED,
+            lambda j: (
+                j
+                if j.status is not JobStatus.SUBMITTING or j.sent_at is not None
+                else dataclasses.replace(
+                    j,
+                    status=JobStatus.FAILED,
+                    fail_reason=reason,
+                    finished_at=self.clock.now(),
+                    updated_at=self.clock.now(),
+                    post_state=PostState.POSTED,
+                )
             ),
         )
 

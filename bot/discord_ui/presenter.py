@@ -234,9 +234,9 @@ class DiscordPresenter:
             try:
                 if file is not None:
                     file.reset()
-                    message = await channel.send(content, file=file, **kwargs)
+                    message = await channel.send(content=content, file=file, **kwargs)
                 else:
-                    message = await channel.send(content, **kwargs)
+                    message = await channel.send(content=content, **kwargs)
                 return message.id
             except discord.NotFound as exc:
                 log.warning("job %s: channel %s is gone (%s)", job.id, place, exc.code)

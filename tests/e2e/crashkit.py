@@ -16,7 +16,6 @@ too, so their downloads are points as well).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import re
 import signal
@@ -376,15 +375,12 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
         return Outcome(
             jobs=jobs,
             finish_posts={j.id: world.finish_posts(j.id) for j in jobs},
-            loading_replies=int(
-                original is not None and bool(original.get("flags", 0) & LOADING)
-            ),
+            loading_replies=int(original is not None and bool(original.get("flags", 0) & LOADING)),
             acknowledged=interaction.acked_at is not None,
             submits=len(world.sim.requests_to(SUBMIT_PATHS[command])) - submits_before,
             usage={k: v for k, v in (await world.usage()).items() if k not in parents},
             signatures=[
-                discord_signature(r.method, r.route, r.json)
-                for r in world.emu.requests[emu_start:]
+                discord_signature(r.method, r.route, r.json) for r in world.emu.requests[emu_start:]
             ]
             + world.gate.signatures[api_start:],
             log=world.log(),

@@ -68,9 +68,7 @@ def w() -> World:
         clock.advance(seconds=seconds)
         api.look_up_error = None  # the API is back after one pause
 
-    recovery = Recovery(
-        service, places, clock, timeout=timedelta(minutes=10), retry=5, sleep=sleep
-    )
+    recovery = Recovery(service, places, clock, timeout=timedelta(minutes=10), retry=5, sleep=sleep)
     return World(api, jobs, gate, clock, files, places, service, recovery, slept)
 
 
@@ -148,7 +146,13 @@ async def test_where_the_server_cannot_look_the_job_fails_saying_so_without_resu
     assert row.post_state is PostState.INTENT  # the tracker posts it, then settles (refunds)
     observer = FakeObserver()
     tracker = Tracker(
-        w.api, w.service.ledger, observer, w.gate, w.clock, timeout=timedelta(minutes=10), interval=1
+        w.api,
+        w.service.ledger,
+        observer,
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=10),
+        interval=1,
     )
     w.jobs.rows[job.id] = dataclasses.replace(
         row, route=dataclasses.replace(row.route, reply_message_id=5, thread_id=5)

@@ -5,8 +5,8 @@ import pytest
 from bot.core.errors import BannedPrompt, describe_failure
 from bot.core.jobs import JobStatus, Mode, PostState, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
-from bot.core.services import ImagineService
 from bot.core.ports import Ticket
+from bot.core.services import ImagineService
 from bot.core.tracking import Tracker
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 

@@ -22,9 +22,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.add_column(
-        "jobs", sa.Column("no_thread", sa.Boolean(), nullable=False, server_default="0")
-    )
+    op.add_column("jobs", sa.Column("no_thread", sa.Boolean(), nullable=False, server_default="0"))
     op.add_column(
         "jobs", sa.Column("application_id", sa.BigInteger(), nullable=False, server_default="0")
     )
