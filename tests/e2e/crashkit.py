@@ -41,7 +41,7 @@ from tests.e2e.conftest import bot_env
 ROOT = Path(__file__).resolve().parents[2]
 LOADING = 128  # Discord's message flag for a deferred "thinking" response
 
-COMMANDS = ("imagine", "button", "describe", "blend")
+COMMANDS = ("imagine", "button", "describe", "blend", "imagine-n", "custom-zoom")
 
 
 def is_finish_post(body: Any) -> bool:
@@ -303,20 +303,50 @@ async def wait(predicate: Callable[[], bool], timeout: float, what: str) -> None
         await asyncio.sleep(0.02)
 
 
-async def _press_target(world: World) -> tuple[int, str]:
-    """Run an /imagine to its end; the finish post's U1 button (message id, custom id)."""
-    await world.emu.slash_command("imagine", {"prompt": "a parent lighthouse"}, user_id=world.alice)
-    await wait(lambda: any(world.finish_posts(j) for j in (1,)), 30, "the parent's finish post")
-    ((_, message),) = world.finish_posts(1)
-    custom_id = message["components"][0]["components"][0]["custom_id"]
-    return int(message["id"]), str(custom_id)
+def _button(message: dict[str, Any], label: str) -> tuple[int, str]:
+    for row in message["components"]:
+        for component in row["components"]:
+            if component.get("label") == label:
+                return int(message["id"]), str(component["custom_id"])
+    raise AssertionError(f"no button {label!r} in {message['components']}")
+
+
+async def _finished(world: World, job_id: int) -> dict[str, Any]:
+    await wait(lambda: bool(world.finish_posts(job_id)), 30, f"job {job_id}'s finish post")
+    ((_, message),) = world.finish_posts(job_id)
+    return message
+
+
+async def _setup(world: World, command: str) -> tuple[int, str] | None:
+    """The finished job(s) a follow-up command starts from; the button it presses."""
+    emu, alice = world.emu, world.alice
+    if command in ("button", "custom-zoom"):
+        await emu.slash_command("imagine", {"prompt": "a parent lighthouse"}, user_id=alice)
+        target = _button(await _finished(world, 1), "U1")
+        if command == "button":
+            return target
+        await emu.press_button(*target, user_id=alice)
+        return _button(await _finished(world, 2), "Custom Zoom")
+    if command == "imagine-n":
+        image = emu.add_attachment("d.png", png(PNG_COLORS[2]), "image/png")
+        await emu.slash_command("describe", {"image": image}, user_id=alice)
+        return _button(await _finished(world, 1), "Imagine 2")
+    return None
 
 
 async def _command(world: World, command: str, target: tuple[int, str] | None) -> Any:
+    """Act as the member; returns the interaction whose reply the member watches."""
     emu = world.emu
-    if command == "button":
-        assert target is not None
-        return await emu.press_button(target[0], target[1], user_id=world.alice)
+    if target is not None:
+        pressed = await emu.press_button(*target, user_id=world.alice)
+        if command != "custom-zoom":
+            return pressed
+        try:  # the bot answers the press with a modal, unless it died first
+            await wait(lambda: pressed.modal is not None, 15, "the zoom modal")
+        except TimeoutError:
+            return pressed
+        await emu.wait_gateway(30)  # a restarted bot, if it was killed meanwhile
+        return await emu.submit_modal(pressed, {"prompt": "", "zoom": "1.8"}, user_id=world.alice)
     if command == "imagine":
         ref = emu.add_attachment("ref.png", png(PNG_COLORS[0]), "image/png")
         options = {"prompt": "a lighthouse", "image1": ref}
@@ -335,6 +365,8 @@ SUBMIT_PATHS = {
     "button": "/mj/submit/action",
     "describe": "/mj/submit/describe",
     "blend": "/mj/submit/blend",
+    "imagine-n": "/mj/submit/imagine",
+    "custom-zoom": "/mj/submit/action",
 }
 
 
@@ -343,8 +375,8 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
     async with World(tmp, validator) as world:
         first = await world.spawn()
         await wait(lambda: bool(world.emu.guild_commands), 60, "the bot synced its commands")
-        target = await _press_target(world) if command == "button" else None
-        await world.quiet(0.3)
+        target = await _setup(world, command)
+        await world.quiet(1.0)
         parents = {j.id for j in await world.jobs()}
         emu_start, api_start = len(world.emu.requests), len(world.gate.signatures)
         submits_before = len(world.sim.requests_to(SUBMIT_PATHS[command]))
@@ -360,7 +392,7 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
                 )
             else:
                 hold = world.gate.hold = ApiHold(kill.signature)
-        interaction = await _command(world, command, target)
+        acting = asyncio.create_task(_command(world, command, target))
         if kill is not None:
             try:
                 await asyncio.wait_for(hold.arrived.wait(), 30)
@@ -369,6 +401,7 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
             await first.kill()
             hold.release(apply=not kill.before)
             await world.spawn()
+        interaction = await asyncio.wait_for(acting, 60)
         await _settle(world, parents)
         jobs = [j for j in await world.jobs() if j.id not in parents]
         original = interaction.original_message
