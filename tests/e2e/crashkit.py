@@ -171,6 +171,7 @@ class Outcome:
     usage: dict[int, str]  # job id → its charge in the quota ledger
     signatures: list[str]  # the flow's outbound requests, in order
     log: str
+    tokens: list[str]  # every interaction token the emulator handed out (never to be logged)
 
 
 class World:
@@ -417,6 +418,7 @@ async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Out
             ]
             + world.gate.signatures[api_start:],
             log=world.log(),
+            tokens=list(world.emu.interactions_by_token),
         )
 
 

@@ -132,6 +132,8 @@ def test_crash_point(point: tuple[str, Kill], sweep: dict[str, Any]) -> None:
     if isinstance(outcome, BaseException):
         raise outcome
     context = f"{command} killed at {kill.signature} ({'before' if kill.before else 'after'})"
+    # The interaction token is stored for a restart but never logged.
+    assert not [t for t in outcome.tokens if t in outcome.log], context
     if kill.signature == DEFER and not outcome.jobs:
         # The interaction was never recorded: before, it was never acknowledged; after, it was
         # (see DEFER). Either way nothing was submitted or charged.

@@ -267,3 +267,12 @@ async def test_a_press_is_recorded_with_what_resending_it_needs(w: World) -> Non
     child = next(j for j in w.jobs.rows.values() if j.parent_job_id == parent.id)
     assert child.inputs.parent_task_id == "17" and child.inputs.modal_prompt == "a cat --zoom 1.5"
     assert child.custom_id == "MJ::CustomZoom::17" and pressed == [("17", "MJ::CustomZoom::17")]
+
+
+def test_an_interaction_token_in_a_webhook_url_is_redacted_from_logs() -> None:
+    from bot.log import RedactingFilter
+
+    line = "PATCH https://discord.com/api/v10/webhooks/1234/aW50ZXJhY3Rpb24.x-y/messages/@original"
+    redacted = RedactingFilter().redact(line)
+    assert "aW50ZXJhY3Rpb24" not in redacted
+    assert redacted.endswith("/webhooks/***/messages/@original")
