@@ -41,7 +41,14 @@ from tests.e2e.conftest import bot_env
 ROOT = Path(__file__).resolve().parents[2]
 LOADING = 128  # Discord's message flag for a deferred "thinking" response
 
-COMMANDS = ("imagine", "button", "describe", "blend", "imagine-n", "custom-zoom")
+COMMANDS = (
+    "imagine",
+    "button",
+    "describe",
+    "blend",
+    "imagine-n",
+    "custom-zoom",
+)
 
 
 def is_finish_post(body: Any) -> bool:
@@ -371,9 +378,14 @@ SUBMIT_PATHS = {
 }
 
 
-async def run(command: str, tmp: Path, validator: Any, kill: Kill | None) -> Outcome:
-    """One command in a fresh world, killed at `kill` (None: a clean run), then settled."""
-    async with World(tmp, validator) as world:
+async def run(flow: str, tmp: Path, validator: Any, kill: Kill | None) -> Outcome:
+    """One command in a fresh world, killed at `kill` (None: a clean run), then settled.
+
+    `flow` is a command, optionally with the API profile: `imagine@upstream` (an upstream
+    server can list tasks by state; the default, an aggregator, cannot).
+    """
+    command, _, profile = flow.partition("@")
+    async with World(tmp, validator, profile=profile or "aggregator") as world:
         first = await world.spawn()
         await wait(lambda: bool(world.emu.guild_commands), 60, "the bot synced its commands")
         target = await _setup(world, command)

@@ -158,6 +158,7 @@ def test_crash_point(point: tuple[str, Kill], sweep: dict[str, Any]) -> None:
         assert kill.signature.startswith("api POST /mj/submit/"), context
         assert outcome.submits <= 1, context
         assert [m["content"] for _, m in posts if "no way to check" in m["content"]], context
+        assert not command.endswith("@upstream"), "an upstream server can say"
     else:
         assert outcome.submits == 1, (context, outcome.submits)
     # The quota agrees with what was posted: a success is charged, a failure refunded.
