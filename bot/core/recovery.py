@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from bot.core.errors import ApiError, MjcordError, Unsupported
 from bot.core.jobs import Job, JobStatus, Submission
 from bot.core.ports import Clock, JobPlaces
-from bot.core.services import Submitter, job_state, ticket_of
+from bot.core.submitter import Submitter, job_state, ticket_of
 
 log = logging.getLogger(__name__)
 
