@@ -589,3 +589,52 @@ async def test_a_schema_is_refused_for_sqlite(tmp_path: Path) -> None:
 def test_a_schema_name_must_be_a_plain_identifier() -> None:
     with pytest.raises(ValueError, match="identifier"):
         create_engine(database_url(POSTGRES_URL), schema="x; drop table jobs")
+
+
+async def test_upgrading_from_0002_keeps_old_jobs_placed(target: Target) -> None:
+    """Before 0003 a replied job with thread 0 meant "no thread could be made"; after the
+    upgrade it must still count as placed (its outcome goes to the channel, without waiting)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from bot.adapters.storage.migrate import MIGRATIONS_DIR
+
+    def to_0002(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+
+    engine = create_engine(database_url(target.url), schema=target.schema)
+    try:
+        async with engine.begin() as conn:
+            if target.schema:
+                await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {target.schema}"))
+            await conn.run_sync(to_0002)
+            columns = (
+                "guild_id, channel_id, requester_id, reply_message_id, thread_id, "
+                "status_message_id, mode, prompt, action, custom_id, status, progress, "
+                "fail_reason, final_prompt, buttons, created_at, updated_at, post_state, "
+                "result_message_id, reference_count"
+            )
+            for reply, thread in ((11, 0), (12, 12), (0, 0)):
+                await conn.execute(
+                    text(
+                        f"INSERT INTO jobs ({columns}) VALUES (1, 2, 3, :r, :t, 0, 'MID_JOURNEY',"
+                        " 'p', 'IMAGINE', '', 'QUEUED', 0, '', '', '[]', :at, :at, 'NONE', 0, 0)"
+                    ),
+                    {"r": reply, "t": thread, "at": T0},
+                )
+    finally:
+        await engine.dispose()
+    storage = await target.open()  # upgrades to head
+    try:
+        jobs = [await storage.jobs.get(i) for i in (1, 2, 3)]
+        assert [(j.route.no_thread, j.route.placed) for j in jobs if j] == [
+            (True, True),  # replied, no thread: the channel
+            (False, True),  # its thread
+            (False, False),  # not replied yet
+        ]
+        assert all(j is not None and j.ack is None and j.sent_at is None for j in jobs)
+    finally:
+        await storage.close()
