@@ -4,6 +4,8 @@ the detail for the log (`detail`) never reaches Discord.
 
 from __future__ import annotations
 
+import re
+
 
 class MjcordError(Exception):
     """Base of every error mjcord expects. `member_message` is shown to the member as is."""
@@ -120,42 +122,91 @@ class Refused(MjcordError):
 
 # --- finished jobs -----------------------------------------------------------------------------
 
+_BANNED = "The image service refused this prompt under its content rules. Please rephrase it."
+_PARAMETER = "Midjourney rejected a parameter in the prompt. Check flags like --ar or --v."
+
 # (substring, sentence): the API's failReason strings (mj-api.md §7.4) in plain words.
 _FAILURE_WORDS: tuple[tuple[tuple[str, ...], str], ...] = (
-    (
-        ("banned", "敏感词", "image denied", "community standards"),
-        "The image service refused this prompt under its content rules. Please rephrase it.",
-    ),
+    (("banned", "敏感词", "image denied", "community standards"), _BANNED),
     (
         ("超时", "timeout", "timed out", "time out"),
         "The image service took too long and gave up on this job. Please try again.",
     ),
     (("取消", "cancel"), "The image service cancelled this job. Please try again."),
-    (
-        ("invalid parameter", "invalid value", "参数"),
-        "Midjourney rejected a parameter in the prompt. Check flags like --ar or --v.",
-    ),
+    (("invalid parameter", "invalid value", "unrecognized parameter", "参数"), _PARAMETER),
     (
         ("internal server error", "服务异常", "渠道"),
         "The image service had an internal error. Please try again in a few minutes.",
     ),
 )
+_GENERIC = "The image service could not make this image. Please try again."
+
+#: How much of the service's own words a member is shown.
+REASON_LIMIT = 200
+# A Midjourney flag as failReasons quote it ("Unrecognized parameter(s): `--zzfail`").
+_FLAG = re.compile(r"(?<![\w-])--[A-Za-z][A-Za-z0-9_.-]{0,30}")
+_TITLE = re.compile(r"^\s*\[([^\]]{1,80})\]")
+_UNRECOGNISED = ("unrecognized parameter", "unrecognised parameter", "unknown parameter")
 
 
 def describe_failure(reason: str) -> str:
-    """The failure reason of a finished job, as one sentence a member understands.
+    """The failure reason of a finished job for a member: one plain sentence and, on the next
+    line, the service's own words, cleaned of markup (see `shown_reason`).
 
-    Our own reasons (time limit, restart) are already sentences and pass through unchanged.
+    A rejected parameter is named (`--zzfail` was not recognised). Our own reasons (time
+    limit, restart) are already sentences and pass through unchanged.
     """
+    sentence = _sentence(reason)
+    if sentence is None:
+        if reason.startswith("The "):
+            return reason
+        sentence = _GENERIC
+    shown = shown_reason(reason)
+    return f"{sentence}\nThe image service said: {shown}" if shown else sentence
+
+
+def _sentence(reason: str) -> str | None:
     lowered = reason.lower()
-    for needles, sentence in _FAILURE_WORDS:
-        if any(n in lowered for n in needles):
-            return sentence
-    if reason.startswith("The "):
-        return reason
-    return "The image service could not make this image. Please try again."
+    # Proxies write failures as "[<embed title>] <description>" (Java ErrorMessageHandler):
+    # the title decides, since the description may quote the member's own words
+    # ("Unrecognized parameter(s): --banned" is not a banned prompt).
+    title = _TITLE.match(lowered)
+    sentence = None
+    for text in (title.group(1), lowered) if title else (lowered,):
+        sentence = next(
+            (words for needles, words in _FAILURE_WORDS if any(n in text for n in needles)), None
+        )
+        if sentence is not None:
+            break
+    if sentence is not _PARAMETER:
+        return sentence
+    flags = list(dict.fromkeys(_FLAG.findall(reason)))[:3]
+    if not flags:
+        return sentence
+    named = ", ".join(f"`{flag}`" for flag in flags)
+    if any(word in lowered for word in _UNRECOGNISED):
+        return (
+            f"Midjourney does not recognise {named}. "
+            "Remove it or check its spelling (flags look like --ar 3:2 or --v 6.1)."
+        )
+    return f"Midjourney rejected the value of {named}. Check it against Midjourney's flag list."
+
+
+def shown_reason(reason: str, limit: int = REASON_LIMIT) -> str:
+    """The service's own failure text, safe to show: one line in one code span, so no
+    Discord markdown renders and no mention can form; backticks inside become ˋ, `@` gets a
+    zero-width space after it, control characters go, and it is cut to `limit` characters.
+    Empty when there is nothing to show."""
+    text = "".join(ch if ch.isprintable() else " " for ch in reason)
+    text = " ".join(text.split())
+    if not text:
+        return ""
+    text = text.replace("`", "ˋ").replace("@", "@\u200b")
+    if len(text) > limit:
+        text = text[: limit - 1].rstrip("\u200b").rstrip() + "…"
+    return f"`{text}`"
 
 
 def is_banned_content(reason: str) -> bool:
     """True when a failure reason says the prompt was refused as banned content (a strike)."""
-    return describe_failure(reason) == _FAILURE_WORDS[0][1]
+    return _sentence(reason) == _BANNED
