@@ -48,6 +48,7 @@ COMMANDS = (
     "blend",
     "imagine-n",
     "custom-zoom",
+    "imagine@upstream",
 )
 
 
@@ -129,7 +130,8 @@ class ApiGate:
             if not hold.apply:
                 raise web.HTTPServiceUnavailable()
         assert self._session is not None
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host"}}
+        hop = {"host", "content-length", "transfer-encoding", "connection"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
         async with self._session.request(
             request.method, self.upstream + request.path_qs, data=body, headers=headers
         ) as upstream:
