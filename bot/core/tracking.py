@@ -363,6 +363,9 @@ class Tracker:
             # second post if this one actually reached Discord.
             log.exception("job %s: posting the outcome failed; will retry", job.id)
             return
+        # Settled before POSTED is recorded: settling is idempotent, so a crash in between
+        # settles again after the restart's re-post (which finds this post) instead of never.
+        await self.gate.settle(job)
         posted = await self.ledger.update(
             job.id,
             lambda j: dataclasses.replace(
@@ -371,4 +374,3 @@ class Tracker:
         )
         if posted is not None:
             log.info("job %s: outcome posted (message %s)", job.id, message_id)
-            await self.gate.settle(posted)

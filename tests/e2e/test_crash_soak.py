@@ -133,8 +133,10 @@ async def test_random_kills_lose_nothing_and_post_nothing_twice(
         states = Counter(
             r.json.get("state") for r in world.sim.requests_to("/mj/submit/imagine") if r.json
         )
+        log = world.log()
         for job in jobs:
-            context = (seed, kills, job.id, job.status, job.fail_reason)
+            lines = [line for line in log.splitlines() if f"job {job.id}:" in line]
+            context = (seed, kills, job.id, job.status, job.fail_reason, lines)
             posts = world.finish_posts(job.id)
             assert len(posts) == 1, (context, [m["content"] for _, m in posts])
             assert posts[0][0] == (job.route.thread_id or job.route.channel_id), context

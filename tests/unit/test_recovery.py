@@ -276,3 +276,35 @@ def test_an_interaction_token_in_a_webhook_url_is_redacted_from_logs() -> None:
     redacted = RedactingFilter().redact(line)
     assert "aW50ZXJhY3Rpb24" not in redacted
     assert redacted.endswith("/webhooks/***/messages/@original")
+
+
+async def test_a_finish_is_settled_before_it_is_recorded_as_posted(w: World) -> None:
+    """A kill between the two must not lose the refund: the restart re-posts (finding the
+    earlier post) and settles again, which the gate makes a no-op when it was done."""
+    job = await sent_unanswered(w)
+    w.api.by_state = None
+    await w.restart()  # failed for want of a look-up: INTENT, to be posted and refunded
+    placed = dataclasses.replace(
+        w.jobs.rows[job.id].route, reply_message_id=5, thread_id=5, status_message_id=6
+    )
+    w.jobs.rows[job.id] = dataclasses.replace(w.jobs.rows[job.id], route=placed)
+    real_replace = w.jobs.replace
+
+    async def dies_on_posted(expected: Job, new: Job) -> bool:
+        if new.post_state is PostState.POSTED:
+            raise RuntimeError("SIGKILL")
+        return await real_replace(expected, new)
+
+    w.jobs.replace = dies_on_posted  # type: ignore[method-assign]
+    tracker = Tracker(
+        w.api,
+        w.service.ledger,
+        FakeObserver(),
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=10),
+        interval=1,
+    )
+    await tracker.flush_posts()  # the POSTED write "dies" (logged, left for a restart)
+    assert w.gate.settled == [(job.id, JobStatus.FAILED)]
+    assert w.jobs.rows[job.id].post_state is PostState.INTENT  # posted again after a restart
