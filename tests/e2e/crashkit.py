@@ -16,6 +16,7 @@ too, so their downloads are points as well).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import re
 import signal
@@ -23,6 +24,7 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +250,20 @@ class World:
             repo = SqlJobRepository(engine)
             found = [await repo.get(i) for i in ids]
             return [j for j in found if j is not None]
+        finally:
+            await engine.dispose()
+
+    async def age_token(self, job_id: int) -> None:
+        """Make a job's stored interaction token expired (as after a long outage)."""
+        engine = create_engine(database_url(self.db))
+        try:
+            repo = SqlJobRepository(engine)
+            job = await repo.get(job_id)
+            assert job is not None and job.ack is not None
+            old = datetime(2000, 1, 1, tzinfo=UTC)
+            await repo.save(
+                dataclasses.replace(job, ack=dataclasses.replace(job.ack, expires_at=old))
+            )
         finally:
             await engine.dispose()
 
