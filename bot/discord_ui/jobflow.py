@@ -10,7 +10,7 @@ from typing import Any
 
 import discord
 
-from bot.core.jobs import Ack, Job, JobStatus, Source
+from bot.core.jobs import Ack, Job, JobStatus, Route, Source
 from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
@@ -34,6 +34,15 @@ def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticke
         role_ids=roles,
         prompt=prompt,
         manage_guild=interaction.permissions.manage_guild,
+    )
+
+
+def route_of(interaction: discord.Interaction[Any]) -> Route:
+    """Where a command's job lives before its reply and thread exist."""
+    return Route(
+        guild_id=interaction.guild_id or 0,
+        channel_id=interaction.channel_id or 0,
+        requester_id=interaction.user.id,
     )
 
 

@@ -8,10 +8,17 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.jobs import Mode, Route
+from bot.core.jobs import Mode
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
 from bot.discord_ui.cogs.imagine import MODE_CHOICES
-from bot.discord_ui.jobflow import ack_for, run_command, show_new_job, sources_of, ticket_for
+from bot.discord_ui.jobflow import (
+    ack_for,
+    route_of,
+    run_command,
+    show_new_job,
+    sources_of,
+    ticket_for,
+)
 from bot.discord_ui.tree import tell_error
 
 DIMENSION_CHOICES = [
@@ -46,7 +53,7 @@ class DescribeBlendCog(commands.Cog):
         (source,) = sources_of([("image", image)])
         # Recorded now, before any download, gate or API work: a restart carries it on.
         job = await self.service.open_describe(
-            _route(interaction), chosen, source, ack_for(interaction), ticket
+            route_of(interaction), chosen, source, ack_for(interaction), ticket
         )
         await run_command(
             interaction,
@@ -89,7 +96,7 @@ class DescribeBlendCog(commands.Cog):
         try:
             # Recorded now, before any download, gate or API work: a restart carries it on.
             job = await self.service.open_blend(
-                _route(interaction), chosen, sources, shape, ack_for(interaction), ticket
+                route_of(interaction), chosen, sources, shape, ack_for(interaction), ticket
             )
         except Exception as exc:  # fewer than 2 or more than 5 images: nothing was recorded
             await tell_error(interaction, exc)
@@ -101,11 +108,3 @@ class DescribeBlendCog(commands.Cog):
             ticket,
             lambda accepted: show_new_job(interaction, accepted, self.service),
         )
-
-
-def _route(interaction: discord.Interaction[Any]) -> Route:
-    return Route(
-        guild_id=interaction.guild_id or 0,
-        channel_id=interaction.channel_id or 0,
-        requester_id=interaction.user.id,
-    )

@@ -10,9 +10,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.jobs import Mode, Route
+from bot.core.jobs import Mode
 from bot.core.services import ImagineService
-from bot.discord_ui.jobflow import ack_for, run_command, show_new_job, sources_of, ticket_for
+from bot.discord_ui.jobflow import (
+    ack_for,
+    route_of,
+    run_command,
+    show_new_job,
+    sources_of,
+    ticket_for,
+)
 from bot.discord_ui.presenter import DiscordPresenter
 
 log = logging.getLogger(__name__)
@@ -66,7 +73,7 @@ class ImagineCog(commands.Cog):
         sources = sources_of([("image1", image1), ("image2", image2), ("image3", image3)])
         # Recorded now, before any download, gate or API work: a restart carries it on.
         job = await self.service.open_imagine(
-            _route(interaction), chosen, prompt, sources, ack_for(interaction), ticket
+            route_of(interaction), chosen, prompt, sources, ack_for(interaction), ticket
         )
         if mode is None and self.server_modes is not None and interaction.guild_id:
             server_mode = await self.server_modes(interaction.guild_id)
@@ -79,11 +86,3 @@ class ImagineCog(commands.Cog):
             ticket,
             lambda accepted: show_new_job(interaction, accepted, self.service),
         )
-
-
-def _route(interaction: discord.Interaction[Any]) -> Route:
-    return Route(
-        guild_id=interaction.guild_id or 0,
-        channel_id=interaction.channel_id or 0,
-        requester_id=interaction.user.id,
-    )
