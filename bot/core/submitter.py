@@ -18,8 +18,8 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import ApiError, ImageRejected, MjcordError, Unavailable
-from bot.core.images import check_reference, safe_filename
+from bot.core.errors import ApiError, DownloadError, ImageRejected, MjcordError, Unavailable
+from bot.core.images import AttachmentFault, check_reference, safe_filename
 from bot.core.jobs import (
     Ack,
     Inputs,
@@ -79,6 +79,11 @@ def ticket_of(job: Job) -> Ticket:
         manage_guild=job.inputs.manage_guild,
         job_id=job.id,
     )
+
+
+def _mb(size: int) -> str:
+    text = f"{size / (1024 * 1024):.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 class Submitter:
@@ -167,29 +172,41 @@ class Submitter:
         return await self.send(job, images)
 
     async def load_images(self, job: Job) -> list[ReferenceImage]:
-        """Download and check the job's attachments, in option order; refuse the first bad one.
-        The declared size is checked before anything is downloaded; the bytes decide the type."""
+        """Download and check the job's attachments, in option order; refuse the first bad one,
+        naming its option and file. The declared size is checked before anything is downloaded
+        (a member's client can lie either way: a real size over the limit is cut off while
+        streaming); the bytes decide the type."""
         limit = self.max_reference_bytes
         for source in job.inputs.sources:
             if source.size > limit:
                 raise ImageRejected(
-                    f"{source.option}: {source.size} bytes",
+                    f"{source.option}: declared {source.size} bytes > {limit}",
                     member_message=f"{source.option}: `{safe_filename(source.filename)}` is "
-                    f"{source.size / (1024 * 1024):.1f} MB; the limit is "
-                    f"{limit / (1024 * 1024):.0f} MB.",
+                    f"{_mb(source.size)} MB; the limit is {_mb(limit)} MB.",
                 )
         if not job.inputs.sources:
             return []
         if self.files is None:
             raise RuntimeError("a job with attachments needs ImageFiles")
         files = self.files
-        blobs = await asyncio.gather(
-            *(files.fetch_reference(s.url, limit) for s in job.inputs.sources)
+        results = await asyncio.gather(
+            *(files.fetch_reference(s.url, limit) for s in job.inputs.sources),
+            return_exceptions=True,
         )
-        return [
-            check_reference(s.option, s.filename, data, max_bytes=limit)
-            for s, data in zip(job.inputs.sources, blobs, strict=True)
-        ]
+        images = []
+        for source, result in zip(job.inputs.sources, results, strict=True):
+            if isinstance(result, AttachmentFault):
+                raise result.named(source.option, source.filename)
+            if isinstance(result, DownloadError):
+                raise DownloadError(
+                    f"{source.option}: {result.detail}",
+                    member_message=f"{source.option}: `{safe_filename(source.filename)}` "
+                    "could not be downloaded. Please upload it again.",
+                )
+            if isinstance(result, BaseException):
+                raise result
+            images.append(check_reference(source.option, source.filename, result, max_bytes=limit))
+        return images
 
     async def send(self, job: Job, images: Sequence[ReferenceImage]) -> Job:
         """Record `sent_at`, call the API for the job, record the answer.

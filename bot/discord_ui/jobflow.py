@@ -11,6 +11,7 @@ from typing import Any
 import discord
 
 from bot.core.jobs import Ack, Job, JobStatus, Route, Source
+from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
@@ -35,6 +36,17 @@ def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticke
         prompt=prompt,
         manage_guild=interaction.permissions.manage_guild,
     )
+
+
+async def record_mode(
+    service: Submitter, job: Job, chosen: str | None, server_modes: ServerDefault | None
+) -> Job:
+    """The job's mode by the one rule (`mode_for`), recorded once the job is: the server's
+    default is a settings read that must not come before the job is safe in the ledger."""
+    mode = await mode_for(chosen, job.route.guild_id, server_modes)
+    if mode is job.mode:
+        return job
+    return await service.choose_mode(job.id, mode) or job
 
 
 def route_of(interaction: discord.Interaction[Any]) -> Route:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 
 from bot.core.errors import describe_failure
-from bot.core.followups import describe_prompts, offered
+from bot.core.followups import button_kind, describe_prompts
 from bot.core.jobs import Button, Job, JobStatus
 
 BAR_WIDTH = 20
@@ -55,29 +55,7 @@ def marker(job: Job) -> str:
 
 def action_label(custom_id: str) -> str:
     """A button press in words: "Upscale 2", "Vary (Strong)", "Zoom out 2x", "Pan left" …"""
-    parts = custom_id.split("::")
-    kind = parts[2] if len(parts) > 3 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
-    number = parts[3] if len(parts) > 3 and parts[1] == "JOB" else ""
-    match kind:
-        case "upsample":
-            return f"Upscale {number}"
-        case "variation":
-            return f"Variation {number}"
-        case "reroll":
-            return "Reroll"
-        case "high_variation":
-            return "Vary (Strong)"
-        case "low_variation":
-            return "Vary (Subtle)"
-        case "Outpaint":
-            return "Zoom out 1.5x" if len(parts) > 2 and parts[2] == "75" else "Zoom out 2x"
-        case "CustomZoom":
-            return "Custom zoom"
-    if kind.startswith("upsample_"):
-        return "Upscale (Creative)" if "creative" in kind else "Upscale (Subtle)"
-    if kind.startswith("pan_"):
-        return f"Pan {kind.removeprefix('pan_')}"
-    return "Follow-up"
+    return button_kind(custom_id).label
 
 
 def status_content(job: Job) -> str:
@@ -139,24 +117,19 @@ def button_rows(buttons: tuple[Button, ...]) -> list[list[tuple[int, Button]]]:
     """
     rows: list[list[tuple[int, Button]]] = []
     current: list[tuple[int, Button]] = []
-    last_kind = ""
+    last_family = ""
     for index, button in enumerate(buttons):
-        if not offered(button):
+        kind = button_kind(button.custom_id)
+        if not kind.offered:
             continue
-        kind = _kind(button.custom_id)
-        if current and (len(current) == 5 or (kind == "variation" and last_kind != kind)):
+        if current and (len(current) == 5 or (kind.starts_row and last_family != kind.family)):
             rows.append(current)
             current = []
         current.append((index, button))
-        last_kind = kind
+        last_family = kind.family
     if current:
         rows.append(current)
     return rows[:5]
-
-
-def _kind(custom_id: str) -> str:
-    parts = custom_id.split("::")
-    return parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
 
 
 def button_face(button: Button) -> tuple[str | None, str | None]:
@@ -164,5 +137,5 @@ def button_face(button: Button) -> tuple[str | None, str | None]:
     emoji = button.emoji if button.emoji and not button.emoji.isascii() else None
     label = button.label[:80] or None
     if label is None and emoji is None:
-        label = _kind(button.custom_id).replace("_", " ").title() or "…"
+        label = button_kind(button.custom_id).family.replace("_", " ").title() or "…"
     return label, emoji

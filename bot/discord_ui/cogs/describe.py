@@ -9,16 +9,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode
+from bot.core.modes import ServerDefault
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
-from bot.discord_ui.cogs.imagine import MODE_CHOICES
 from bot.discord_ui.jobflow import (
     ack_for,
+    record_mode,
     route_of,
     run_command,
     show_new_job,
     sources_of,
     ticket_for,
 )
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.tree import tell_error
 
 DIMENSION_CHOICES = [
@@ -30,9 +32,16 @@ DIMENSION_CHOICES = [
 class DescribeBlendCog(commands.Cog):
     """The /describe and /blend commands."""
 
-    def __init__(self, service: ImagineService, *, default_mode: Mode = Mode.MID_JOURNEY) -> None:
+    def __init__(
+        self,
+        service: ImagineService,
+        *,
+        default_mode: Mode = Mode.MID_JOURNEY,
+        server_modes: ServerDefault | None = None,
+    ) -> None:
         self.service = service
         self.default_mode = default_mode
+        self.server_modes = server_modes  # the server's default mode (moderators set it)
 
     @app_commands.command(name="describe")
     @app_commands.describe(
@@ -48,13 +57,18 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Get four prompts that describe an image; press one to imagine it."""
         await interaction.response.defer(thinking=True)
-        chosen = Mode(mode.value) if mode else self.default_mode
         ticket = ticket_for(interaction)
         (source,) = sources_of([("image", image)])
+        chosen = mode.value if mode else None
         # Recorded now, before any download, gate or API work: a restart carries it on.
         job = await self.service.open_describe(
-            route_of(interaction), chosen, source, ack_for(interaction), ticket
+            route_of(interaction),
+            Mode(chosen or Mode.MID_JOURNEY),
+            source,
+            ack_for(interaction),
+            ticket,
         )
+        job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,
             self.service,
@@ -90,17 +104,23 @@ class DescribeBlendCog(commands.Cog):
         sources = sources_of(
             [(f"image{i}", a) for i, a in enumerate((image1, image2, image3, image4, image5), 1)]
         )
-        chosen = Mode(mode.value) if mode else self.default_mode
+        chosen = mode.value if mode else None
         shape = dimensions.value if dimensions else "SQUARE"
         ticket = ticket_for(interaction)
         try:
             # Recorded now, before any download, gate or API work: a restart carries it on.
             job = await self.service.open_blend(
-                route_of(interaction), chosen, sources, shape, ack_for(interaction), ticket
+                route_of(interaction),
+                Mode(chosen or Mode.MID_JOURNEY),
+                sources,
+                shape,
+                ack_for(interaction),
+                ticket,
             )
         except Exception as exc:  # fewer than 2 or more than 5 images: nothing was recorded
             await tell_error(interaction, exc)
             return
+        job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,
             self.service,

@@ -19,6 +19,7 @@ from bot.core.followups import zoom_prompt
 from bot.core.services import ActionService, ImagineService
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
+from bot.discord_ui.views import MjcordModal
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 MODAL_ID = re.compile(r"mjm:(?P<what>zoom|continue):(?P<job>\d+):(?P<index>\d+)")
 
 
-class PromptModal(discord.ui.Modal):
+class PromptModal(MjcordModal):
     """Asks for a new prompt (empty keeps the job's own) and, for Custom Zoom, the zoom.
 
     It is built from nothing but the button, so it can be the press's immediate answer; the

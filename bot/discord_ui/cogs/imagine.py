@@ -14,20 +14,17 @@ from bot.core.jobs import Mode
 from bot.core.services import ImagineService
 from bot.discord_ui.jobflow import (
     ack_for,
+    record_mode,
     route_of,
     run_command,
     show_new_job,
     sources_of,
     ticket_for,
 )
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.presenter import DiscordPresenter
 
 log = logging.getLogger(__name__)
-
-MODE_CHOICES = [
-    app_commands.Choice(name="Midjourney", value=Mode.MID_JOURNEY.value),
-    app_commands.Choice(name="Niji", value=Mode.NIJI_JOURNEY.value),
-]
 
 
 class ImagineCog(commands.Cog):
@@ -68,17 +65,19 @@ class ImagineCog(commands.Cog):
         await interaction.response.defer(thinking=True)
         if interaction.guild_id:
             self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
-        chosen = Mode(mode.value) if mode else self.default_mode
         ticket = ticket_for(interaction, prompt)
         sources = sources_of([("image1", image1), ("image2", image2), ("image3", image3)])
+        chosen = mode.value if mode else None
         # Recorded now, before any download, gate or API work: a restart carries it on.
         job = await self.service.open_imagine(
-            route_of(interaction), chosen, prompt, sources, ack_for(interaction), ticket
+            route_of(interaction),
+            Mode(chosen or Mode.MID_JOURNEY),
+            prompt,
+            sources,
+            ack_for(interaction),
+            ticket,
         )
-        if mode is None and self.server_modes is not None and interaction.guild_id:
-            server_mode = await self.server_modes(interaction.guild_id)
-            if server_mode is not chosen:
-                job = await self.service.choose_mode(job.id, server_mode) or job
+        job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,
             self.service,

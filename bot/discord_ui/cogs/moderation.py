@@ -33,15 +33,11 @@ from bot.discord_ui.mod_views import (
     daily_chart,
     report_embed,
 )
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.render import NO_PINGS, clean
 from bot.discord_ui.tree import tell
 
 log = logging.getLogger(__name__)
-
-MODE_CHOICES = [
-    app_commands.Choice(name="Midjourney", value=Mode.MID_JOURNEY.value),
-    app_commands.Choice(name="Niji", value=Mode.NIJI_JOURNEY.value),
-]
 
 Health = Callable[[], Awaitable[dict[str, Any]]]
 
