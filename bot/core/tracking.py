@@ -363,8 +363,12 @@ class Tracker:
             # second post if this one actually reached Discord.
             log.exception("job %s: posting the outcome failed; will retry", job.id)
             return
-        # Settled before POSTED is recorded: settling is idempotent, so a crash in between
-        # settles again after the restart's re-post (which finds this post) instead of never.
+        # The message id at once (moderators' links use it); settled before POSTED is recorded:
+        # settling is idempotent, so a crash in between settles again after the restart's
+        # re-post (which finds this post) instead of never.
+        await self.ledger.update(
+            job.id, lambda j: dataclasses.replace(j, result_message_id=message_id)
+        )
         await self.gate.settle(job)
         posted = await self.ledger.update(
             job.id,

@@ -8,7 +8,7 @@ here sends its errors through `tell_error` itself.
 from __future__ import annotations
 
 import logging
-import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
@@ -23,56 +23,51 @@ from bot.discord_ui.views import MjcordModal
 
 log = logging.getLogger(__name__)
 
-#: A modal's custom id says what its answer continues, so whichever process receives the answer
-#: can act on it — also one started after the process that opened the modal died.
-MODAL_ID = re.compile(r"mjm:(?P<what>zoom|continue):(?P<job>\d+):(?P<index>\d+)")
+#: (interaction, prompt or "", zoom or "") → continue the job.
+PromptHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 
 
 class PromptModal(MjcordModal):
     """Asks for a new prompt (empty keeps the job's own) and, for Custom Zoom, the zoom.
 
     It is built from nothing but the button, so it can be the press's immediate answer; the
-    job's prompt is read from the ledger only once the member submits. The answer is handled by
-    `FollowUpCog.on_interaction` from the custom id, not by this object (which dies with its
-    process).
+    job's prompt is read from the ledger only once the member submits.
     """
 
-    def __init__(self, *, title: str, what: str, job_id: int, index: int = 0) -> None:
-        super().__init__(title=title, timeout=600, custom_id=f"mjm:{what}:{job_id}:{index}")
-        self.add_item(
-            discord.ui.TextInput(
-                label="New prompt (optional)",  # Discord allows 45 characters here
-                placeholder="Leave empty to keep the prompt as it is",
-                custom_id="prompt",
-                style=discord.TextStyle.paragraph,
-                required=False,
-                max_length=4000,
-            )
+    def __init__(self, *, title: str, zoom: bool, on_done: PromptHandler) -> None:
+        super().__init__(title=title, timeout=600)
+        self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
+            label="New prompt (optional)",  # Discord allows 45 characters here
+            placeholder="Leave empty to keep the prompt as it is",
+            custom_id="prompt",
+            style=discord.TextStyle.paragraph,
+            required=False,
+            max_length=4000,
         )
-        if what == "zoom":
-            self.add_item(
-                discord.ui.TextInput(
-                    label="Zoom out by (--zoom, from 1 to 2)",
-                    custom_id="zoom",
-                    default="1.5",
-                    max_length=4,
-                )
+        self.add_item(self.prompt)
+        self.zoom: discord.ui.TextInput[PromptModal] | None = None
+        if zoom:
+            self.zoom = discord.ui.TextInput(
+                label="Zoom out by (--zoom, from 1 to 2)",
+                custom_id="zoom",
+                default="1.5",
+                max_length=4,
             )
+            self.add_item(self.zoom)
+        self._on_done = on_done
 
     async def on_submit(self, interaction: discord.Interaction[Any]) -> None:
-        """Nothing here: the cog's listener answers every modal of ours (see the class doc)."""
+        """Acknowledge, then pass the answers on."""
+        await interaction.response.defer()
+        await self._on_done(
+            interaction, self.prompt.value.strip(), self.zoom.value if self.zoom else ""
+        )
 
-
-def _answers(components: Any) -> dict[str, str]:
-    """The text inputs of a modal submit, by custom id (action rows or label components)."""
-    found: dict[str, str] = {}
-    for item in components or []:
-        if isinstance(item, dict):
-            if "custom_id" in item and "value" in item:
-                found[str(item["custom_id"])] = str(item["value"] or "")
-            found.update(_answers(item.get("components")))
-            found.update(_answers([item["component"]] if "component" in item else []))
-    return found
+    async def on_error(  # type: ignore[override]  # discord.py's Modal narrows BaseView's hook
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        """Tell the member; log the detail."""
+        await tell_error(interaction, error)
 
 
 class FollowUpCog(commands.Cog):
@@ -92,8 +87,13 @@ class FollowUpCog(commands.Cog):
         """A press of button `index` under job `job_id`'s result."""
         try:
             if kind == "z":
-                modal = PromptModal(title="Custom zoom", what="zoom", job_id=job_id, index=index)
-                await interaction.response.send_modal(modal)
+                await interaction.response.send_modal(
+                    PromptModal(
+                        title="Custom zoom",
+                        zoom=True,
+                        on_done=lambda i, text, zoom: self._zoom(i, job_id, index, text, zoom),
+                    )
+                )
                 return
             await interaction.response.defer()
             if kind == "d":
@@ -106,30 +106,13 @@ class FollowUpCog(commands.Cog):
     async def on_continue(self, interaction: discord.Interaction[Any], job_id: int) -> None:
         """ "Edit prompt and continue" on a job waiting in MODAL: ask for the prompt."""
         try:
-            modal = PromptModal(title="Edit the prompt", what="continue", job_id=job_id)
-            await interaction.response.send_modal(modal)
-        except Exception as exc:
-            await tell_error(interaction, exc)
-
-    @commands.Cog.listener()
-    async def on_interaction(self, interaction: discord.Interaction[Any]) -> None:
-        """The answer to one of our modals, whichever process opened it: acknowledge, then
-        continue the job it names."""
-        if interaction.type is not discord.InteractionType.modal_submit:
-            return
-        data: dict[str, Any] = dict(interaction.data or {})
-        matched = MODAL_ID.fullmatch(str(data.get("custom_id", "")))
-        if matched is None:
-            return
-        values = _answers(data.get("components"))
-        job_id, index = int(matched["job"]), int(matched["index"])
-        text = values.get("prompt", "").strip()
-        try:
-            await interaction.response.defer()
-            if matched["what"] == "zoom":
-                await self._zoom(interaction, job_id, index, text, values.get("zoom", ""))
-            else:
-                await self._confirm(interaction, job_id, text)
+            await interaction.response.send_modal(
+                PromptModal(
+                    title="Edit the prompt",
+                    zoom=False,
+                    on_done=lambda i, text, _: self._confirm(i, job_id, text),
+                )
+            )
         except Exception as exc:
             await tell_error(interaction, exc)
 
