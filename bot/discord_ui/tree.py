@@ -14,6 +14,7 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import ApiError, Misconfigured, MjcordError
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.render import NO_PINGS
 from bot.discord_ui.validation import InvalidInput, check_command
 
@@ -64,18 +65,23 @@ class MjcordTree(app_commands.CommandTree["MjcordBot"]):
         await tell_error(interaction, original)
 
 
-def member_sentence(error: BaseException, *, where: str = "") -> str:
-    """The sentence a member sees for `error`, logging the detail once."""
+def said(error: MjcordError, locale: str = "en-US") -> str:
+    """An error's member sentence in `locale` (its catalogue key), else its English."""
+    return render(error.message, locale) if error.message is not None else error.member_message
+
+
+def member_sentence(error: BaseException, *, where: str = "", locale: str = "en-US") -> str:
+    """The sentence a member sees for `error`, in their `locale`, logging the detail once."""
     if isinstance(error, Misconfigured):
         log.error("image API rejected the operator's key%s: %s", where, error.detail)
-        return error.member_message
+        return said(error, locale)
     if isinstance(error, ApiError):
         # The client and the service have logged the detail already; this links the interaction.
         log.debug("image API error%s: %s: %s", where, type(error).__name__, error.detail)
-        return error.member_message
+        return said(error, locale)
     if isinstance(error, MjcordError):
         log.info("refused%s: %s", where, error.detail or error.member_message)
-        return error.member_message
+        return said(error, locale)
     library = _library_sentence(error)
     if library is not None:
         log.info("refused%s: %s: %s", where, type(error).__name__, error)
@@ -120,7 +126,11 @@ def _type_word(kind: discord.AppCommandOptionType) -> str:
 async def tell_error(interaction: discord.Interaction[MjcordBot], error: BaseException) -> None:
     """Tell the member privately what went wrong, whatever state the interaction is in."""
     command = interaction.command.qualified_name if interaction.command else "component"
-    sentence = member_sentence(error, where=f" in /{command} (interaction {interaction.id})")
+    sentence = member_sentence(
+        error,
+        where=f" in /{command} (interaction {interaction.id})",
+        locale=interaction.locale.value,  # only this member sees it: their client's language
+    )
     await tell(interaction, sentence)
 
 
