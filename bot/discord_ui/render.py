@@ -140,8 +140,8 @@ def finish_content(
         body = render(msg("{who} your image is ready.", who=who), locale)
     if link and job.status is JobStatus.SUCCEEDED and job.action != "DESCRIBE":
         body += f"\n{why or 'It could not be attached'}, so here is a link: {link}"
-    if note:
-        body += f"\n{note}"
+    if note:  # first, where the member looks
+        body = f"{note}\n{body}"
     tail = f"\n{marker(job)}"
     return body[: MAX_CONTENT - len(tail)] + tail
 

@@ -63,8 +63,6 @@ class ImagineCog(commands.Cog):
     ) -> None:
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
-        if interaction.guild_id:
-            self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         ticket = ticket_for(interaction, prompt)
         sources = sources_of([("image1", image1), ("image2", image2), ("image3", image3)])
         chosen = mode.value if mode else None
