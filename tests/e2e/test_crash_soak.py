@@ -112,7 +112,11 @@ async def test_random_kills_lose_nothing_and_post_nothing_twice(
             hold.release(apply=not before)
             kills.append(f"{kind[1]} {kind[2]} {'before' if before else 'after'}")
             await wait(lambda: not emu.gateway_connected, 10, "the dead bot's gateway to close")
+            identified = len(emu.identify_payloads)
             bot = await world.spawn()
+            # Members' next commands go to the new bot once it has identified on the gateway.
+            await wait(lambda n=identified: len(emu.identify_payloads) > n, 60, "a new IDENTIFY")
+            await wait(lambda: emu.gateway_connected, 60, "the new gateway session")
         assert len(kills) == KILLS
 
         async def settled() -> bool:
