@@ -11,6 +11,7 @@ import io
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ import discord
 from bot.core.errors import ApiError
 from bot.core.jobs import Job, JobStatus
 from bot.core.ports import ImageFiles
+from bot.discord_ui.budget import EditBudget
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
 from bot.discord_ui.views import continue_view, result_view
 
@@ -66,6 +68,7 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
+        self._outage_note = ""  # appended to every status message during a long outage
         #: Upload limits Discord reported per guild in recent interactions (authoritative).
         self.upload_limits: dict[int, int] = {}
 
@@ -86,12 +89,27 @@ class DiscordPresenter:
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump())
 
+    async def show_outage(self, since: datetime | None, jobs: Sequence[Job]) -> None:
+        """Note on these jobs' status messages that the image service is down since `since`
+        (once per outage, queued like progress); with None, take the note away."""
+        self._outage_note = (
+            ""
+            if since is None
+            else f"\n-# ⚠️ The image service has not answered since <t:{int(since.timestamp())}:R>;"
+            " this job carries on when it is back."
+        )
+        for job in jobs:
+            await self.show_progress(job)
+
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
         while self._queue:
             not_before, _, job_id = self._queue[0]
             now = time.monotonic()
             wait = max(not_before - now, self.budget.progress_wait(now))
+            if job_id not in self._pending:  # its finish was posted meanwhile: no edit
+                heapq.heappop(self._queue)
+                continue
             if wait <= 0:
                 job = self._pending[job_id]
                 channel_wait = self.budget.channel_wait(job.route.post_channel_id, now)
@@ -142,9 +160,8 @@ class DiscordPresenter:
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
-            await message.edit(
-                content=status_content(job), embed=embed, allowed_mentions=NO_PINGS, view=view
-            )
+            content = status_content(job) + self._outage_note
+            await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             # A deleted thread or message must not stop the job; the finish post handles places.
             log.warning("job %s: status edit failed: %s %s", job.id, exc.status, exc.text)
@@ -166,8 +183,10 @@ class DiscordPresenter:
                 log.info("job %s: found its earlier finish post %s", job.id, existing)
                 return existing
         self._attempted.add(job.id)
-        # The status message shows the end too, within the same per-job edit budget.
-        await self.show_progress(job)
+        # No last status edit: the finish post right under it says how the job ended, and that
+        # edit would take a Discord call from another finish (issue 12: up to 383 of 1,000).
+        self._pending.pop(job.id, None)
+        self._last_edit.pop(job.id, None)
         if job.status is JobStatus.SUCCEEDED:
             return await self._post_result(job)
         return await self._send(job, content=finish_content(job))
@@ -265,68 +284,3 @@ class DiscordPresenter:
 
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
-
-
-class EditBudget:
-    """Discord's request limits as token buckets: one for the bot (about 50 requests a second
-    are allowed; `rate` stays under it) and one per channel (a few messages per few seconds).
-
-    Finish calls always take their token, going into debt if need be, and are told how long to
-    wait for it (`take_finish`): they are delayed, never refused. Progress edits ask first
-    (`progress_wait`, `channel_wait`) and go only when a token is left above `reserve`, so a
-    finish arriving under load finds one waiting. Pure: time is passed in.
-    """
-
-    def __init__(
-        self,
-        *,
-        rate: float = 40.0,
-        burst: float = 20.0,
-        reserve: float = 5.0,
-        channel_rate: float = 1.0,
-        channel_burst: float = 5.0,
-        channel_reserve: float = 1.0,
-        start: float | None = None,
-    ) -> None:
-        self.rate, self.burst, self.reserve = rate, burst, reserve
-        self.channel_rate, self.channel_burst = channel_rate, channel_burst
-        self.channel_reserve = channel_reserve
-        self._level = burst
-        self._at = time.monotonic() if start is None else start
-        self._channels: dict[int, tuple[float, float]] = {}  # id → (level, at)
-        self._tidy_above = 1000
-
-    def progress_wait(self, now: float) -> float:
-        """Seconds until the bot-wide bucket has a token above the reserve (0: now)."""
-        level = self._global(now)
-        return max(0.0, (1 + self.reserve - level) / self.rate)
-
-    def channel_wait(self, channel_id: int, now: float) -> float:
-        """Seconds until this channel's bucket has a token above its reserve (0: now)."""
-        level = self._channel(channel_id, now)
-        return max(0.0, (1 + self.channel_reserve - level) / self.channel_rate)
-
-    def take(self, channel_id: int, now: float) -> None:
-        """Spend one token of each bucket (after the waits above said 0)."""
-        self._level = self._global(now) - 1
-        self._at = now
-        self._channels[channel_id] = (self._channel(channel_id, now) - 1, now)
-        if len(self._channels) > self._tidy_above:
-            # Threads come and go: drop buckets that have refilled (they equal a fresh one).
-            full = [c for c in self._channels if self._channel(c, now) >= self.channel_burst]
-            for idle in full:
-                del self._channels[idle]
-            self._tidy_above = max(1000, 2 * len(self._channels))
-
-    def take_finish(self, channel_id: int, now: float) -> float:
-        """Spend one token of each bucket, into debt if need be; the seconds to wait first."""
-        self.take(channel_id, now)
-        level = self._channels[channel_id][0]
-        return max(0.0, -self._level / self.rate, -level / self.channel_rate)
-
-    def _global(self, now: float) -> float:
-        return min(self.burst, self._level + (now - self._at) * self.rate)
-
-    def _channel(self, channel_id: int, now: float) -> float:
-        level, at = self._channels.get(channel_id, (self.channel_burst, now))
-        return min(self.channel_burst, level + (now - at) * self.channel_rate)
