@@ -217,6 +217,8 @@ class Tracker:
                 if snaps is None:
                     clean = False
                     break
+                if self._outage_shown is not None:
+                    await self._tell_outage()  # over: take the note back before any finish
                 self._cursor = chunk[-1].id
                 await ahead.acquire()
                 task = asyncio.create_task(self._absorber.absorb(chunk, snaps))

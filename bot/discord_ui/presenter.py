@@ -69,6 +69,7 @@ class DiscordPresenter:
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
         self._outage_note = ""  # appended to every status message during a long outage
+        self._noted: set[int] = set()  # jobs whose status message shows the outage note
         #: Upload limits Discord reported per guild in recent interactions (authoritative).
         self.upload_limits: dict[int, int] = {}
 
@@ -161,6 +162,10 @@ class DiscordPresenter:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
             content = status_content(job) + self._outage_note
+            if self._outage_note:
+                self._noted.add(job.id)
+            else:
+                self._noted.discard(job.id)
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             # A deleted thread or message must not stop the job; the finish post handles places.
@@ -183,10 +188,13 @@ class DiscordPresenter:
                 log.info("job %s: found its earlier finish post %s", job.id, existing)
                 return existing
         self._attempted.add(job.id)
-        # No last status edit: the finish post right under it says how the job ended, and that
-        # edit would take a Discord call from another finish (issue 12: up to 383 of 1,000).
-        self._pending.pop(job.id, None)
-        self._last_edit.pop(job.id, None)
+        if job.id in self._noted:  # the status message still says the service is down
+            await self.show_progress(job)
+        else:
+            # No last status edit: the finish post right under it says how the job ended, and
+            # that edit would take a call from another finish (issue 12: up to 383 of 1,000).
+            self._pending.pop(job.id, None)
+            self._last_edit.pop(job.id, None)
         if job.status is JobStatus.SUCCEEDED:
             return await self._post_result(job)
         return await self._send(job, content=finish_content(job))
