@@ -29,6 +29,7 @@ from bot.discord_ui.cogs.imagine import ImagineCog
 from bot.discord_ui.cogs.moderation import ModerationCog, QuotaCog
 from bot.discord_ui.mod_views import thread_parent
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.worklane import attach as attach_work_lane
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class Application:
         self.bot = bot = MjcordBot(
             dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
         )
+        attach_work_lane(bot)  # post-defer work waits for pending acknowledgements
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
         gate = ModerationGate(

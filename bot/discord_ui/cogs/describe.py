@@ -13,6 +13,7 @@ from bot.core.ports import ImageFiles
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
 from bot.discord_ui.cogs.imagine import MODE_CHOICES
 from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.worklane import after_defer
 
 DIMENSION_CHOICES = [
     app_commands.Choice(name=f"{name.title()} ({ratio})", value=name)
@@ -50,6 +51,7 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Get four prompts that describe an image; press one to imagine it."""
         await interaction.response.defer(thinking=True)
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         await self.service.admit(ticket_for(interaction))
         (reference,) = await read_images(self.files, [("image", image)], self.max_reference_bytes)
         chosen = Mode(mode.value) if mode else self.default_mode
@@ -82,6 +84,7 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Blend 2 to 5 images into a new one."""
         await interaction.response.defer(thinking=True)
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         await self.service.admit(ticket_for(interaction))
         given = [
             (f"image{i}", a)

@@ -15,6 +15,7 @@ from bot.core.ports import ImageFiles
 from bot.core.services import ImagineService
 from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.worklane import after_defer
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class ImagineCog(commands.Cog):
     ) -> None:
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         if interaction.guild_id:
             self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         chosen = Mode(mode.value) if mode else self.default_mode

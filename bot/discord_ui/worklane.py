@@ -1,0 +1,130 @@
+"""Acknowledge first: the lane every command's post-defer work waits in.
+
+discord.py runs each application command in its own task on the one event loop
+(`CommandTree._from_interaction` creates it; https://github.com/Rapptz/discord.py, file
+discord/app_commands/tree.py). Nothing orders those tasks: in a burst, the early commands'
+downloads, database writes and submits run between the later commands' defers, and push
+their acknowledgements back (issue 12: p99 1.77× a bare bot's for 200 /imagine with 1 MB
+images). Discord gives an interaction 3 seconds to be acknowledged
+(https://discord.com/developers/docs/interactions/receiving-and-responding).
+
+The lane, per client:
+- sees every interaction arrive (an `on_interaction` listener) and keeps those not yet
+  acknowledged (`interaction.response.is_done()` false, and younger than 3 s);
+- admits post-defer work only while none is waiting for its acknowledgement, and at most
+  `size` commands at once; a command holds its place until its task ends;
+- admits in arrival order (FIFO), so no command starves.
+
+A command calls `await after_defer(interaction)` right after its defer; that is all the wiring a
+cog needs. `attach(client)` creates the client's lane and its listener (the composition root).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import time
+import weakref
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+log = logging.getLogger(__name__)
+
+#: Commands doing post-defer work at once.
+LANE_SIZE = 24
+#: How often the lane looks again while acknowledgements are pending (seconds).
+RECHECK = 0.005
+#: Interactions not acknowledged after this long have expired; the lane stops waiting for them.
+ACK_WINDOW = 3.0
+
+
+class WorkLane:
+    """Admits post-defer work in arrival order, never while an acknowledgement is pending."""
+
+    def __init__(self, size: int = LANE_SIZE) -> None:
+        self.size = size
+        self._running = 0
+        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._unacked: dict[int, tuple[discord.Interaction[Any], float]] = {}
+        self._pump: asyncio.Task[None] | None = None
+        self._kick = asyncio.Event()
+
+    async def arrived(self, interaction: discord.Interaction[Any]) -> None:
+        """An interaction arrived (the client's `on_interaction`): wait for its defer first."""
+        if not interaction.response.is_done():
+            self._unacked[interaction.id] = (interaction, time.monotonic())
+
+    def pending_acks(self) -> int:
+        """Interactions that arrived, are not acknowledged, and have not expired."""
+        now = time.monotonic()
+        for key, (interaction, at) in list(self._unacked.items()):
+            if interaction.response.is_done() or now - at > ACK_WINDOW:
+                del self._unacked[key]
+        return len(self._unacked)
+
+    async def enter(self) -> None:
+        """Wait for a place; the caller must `leave()` once its work is done."""
+        if not self._queue and self._running < self.size and self.pending_acks() == 0:
+            self._running += 1
+            return
+        admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queue.append(admitted)
+        self._start_pump()
+        try:
+            await admitted
+        except asyncio.CancelledError:
+            if admitted.done() and not admitted.cancelled():
+                self.leave()  # admitted just as it was cancelled: give the place back
+            raise
+
+    def leave(self) -> None:
+        """Give a place back."""
+        self._running -= 1
+        self._kick.set()
+
+    def _start_pump(self) -> None:
+        if self._pump is None or self._pump.done():
+            self._pump = asyncio.create_task(self._admit(), name="mjcord work lane")
+
+    async def _admit(self) -> None:
+        while self._queue:
+            if self.pending_acks():
+                await asyncio.sleep(RECHECK)
+                continue
+            while self._queue and self._running < self.size:
+                waiter = self._queue.popleft()
+                if waiter.done():  # its command was cancelled while it waited
+                    continue
+                self._running += 1
+                waiter.set_result(None)
+            if self._queue:
+                self._kick.clear()
+                await self._kick.wait()
+
+
+_lanes: weakref.WeakKeyDictionary[discord.Client, WorkLane] = weakref.WeakKeyDictionary()
+
+
+def attach(client: discord.Client, size: int = LANE_SIZE) -> WorkLane:
+    """Give `client` its lane and let it see every interaction arrive."""
+    lane = _lanes.get(client)
+    if lane is None:
+        lane = _lanes[client] = WorkLane(size)
+        if isinstance(client, commands.Bot):
+            client.add_listener(lane.arrived, "on_interaction")
+    return lane
+
+
+async def after_defer(interaction: discord.Interaction[Any]) -> None:
+    """Wait until this command's post-defer work may run (see the module docstring); its place
+    is given back when the command's task ends."""
+    lane = attach(interaction.client)
+    await lane.enter()
+    task = asyncio.current_task()
+    if task is None:  # not in a task (cannot happen in discord.py's dispatch): no hold
+        lane.leave()
+        return
+    task.add_done_callback(lambda _: lane.leave())
