@@ -69,7 +69,8 @@ class DiscordPresenter:
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
         self._outage_note = ""  # appended to every status message during a long outage
-        self._noted: set[int] = set()  # jobs whose status message shows the outage note
+        self._finishing = 0  # finish posts under way; status edits wait for none
+        self._shown: dict[int, int] = {}  # job id → what its status message shows (a hash)
         #: Upload limits Discord reported per guild in recent interactions (authoritative).
         self.upload_limits: dict[int, int] = {}
 
@@ -79,6 +80,8 @@ class DiscordPresenter:
         """Queue an edit of the status message; it replaces one still waiting for this job."""
         if not job.route.status_message_id:
             return
+        if job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
+            return  # the message already shows exactly this (a change members cannot see)
         if job.id in self._pending:
             self._pending[job.id] = job
             self.counts["coalesced"] += 1
@@ -102,12 +105,20 @@ class DiscordPresenter:
         for job in jobs:
             await self.show_progress(job)
 
+    def _looks(self, job: Job) -> int:
+        """What the job's status message would show, as a hash (text, preview, button)."""
+        preview = job.image_url if job.status is JobStatus.IN_PROGRESS else None
+        modal = job.status is JobStatus.MODAL
+        return hash((status_content(job), self._outage_note, preview, modal))
+
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
         while self._queue:
             not_before, _, job_id = self._queue[0]
             now = time.monotonic()
             wait = max(not_before - now, self.budget.progress_wait(now))
+            if self._finishing:
+                wait = max(wait, 0.05)  # finish posts first; woken when the last one is sent
             if job_id not in self._pending:  # its finish was posted meanwhile: no edit
                 heapq.heappop(self._queue)
                 continue
@@ -119,6 +130,10 @@ class DiscordPresenter:
                     continue
                 heapq.heappop(self._queue)
                 del self._pending[job_id]
+                looks = self._looks(job)
+                if self._shown.get(job.id) == looks:
+                    continue  # what the message shows already: no call
+                self._shown[job.id] = looks
                 self.budget.take(job.route.post_channel_id, now)
                 self._last_edit[job.id] = now
                 await self._edits.acquire()
@@ -151,6 +166,7 @@ class DiscordPresenter:
         self.counts["edits"] += 1
         if job.finished:
             self._last_edit.pop(job.id, None)  # the last edit of this job
+            self._shown.pop(job.id, None)
         channel = self._bot.get_partial_messageable(
             job.route.post_channel_id, guild_id=job.route.guild_id
         )
@@ -162,10 +178,6 @@ class DiscordPresenter:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
             content = status_content(job) + self._outage_note
-            if self._outage_note:
-                self._noted.add(job.id)
-            else:
-                self._noted.discard(job.id)
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             # A deleted thread or message must not stop the job; the finish post handles places.
@@ -188,16 +200,22 @@ class DiscordPresenter:
                 log.info("job %s: found its earlier finish post %s", job.id, existing)
                 return existing
         self._attempted.add(job.id)
-        if job.id in self._noted:  # the status message still says the service is down
-            await self.show_progress(job)
-        else:
-            # No last status edit: the finish post right under it says how the job ended, and
-            # that edit would take a call from another finish (issue 12: up to 383 of 1,000).
-            self._pending.pop(job.id, None)
-            self._last_edit.pop(job.id, None)
-        if job.status is JobStatus.SUCCEEDED:
-            return await self._post_result(job)
-        return await self._send(job, content=finish_content(job))
+        # The finish goes first: a waiting edit of this job is stale now, and no status edit
+        # goes while any finish is being posted (issue 12: 283–383 of 1,000 finishes waited
+        # behind their own last status edit). The status message shows the end afterwards,
+        # from whatever budget the finishes leave.
+        self._pending.pop(job.id, None)
+        self._finishing += 1
+        try:
+            if job.status is JobStatus.SUCCEEDED:
+                message_id = await self._post_result(job)
+            else:
+                message_id = await self._send(job, content=finish_content(job))
+        finally:
+            self._finishing -= 1
+            self._kick.set()
+        await self.show_progress(job)
+        return message_id
 
     async def _post_result(self, job: Job) -> int:
         data: bytes | None = None
