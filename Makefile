@@ -4,13 +4,24 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench run check clean
+.PHONY: demo test lint bench run check clean lock
 
-$(STAMP): pyproject.toml
+# Everything installs from requirements.lock (exact versions, hashes checked), so a new release
+# of ruff, mypy or a library cannot change what CI runs; `make lock` refreshes it on purpose.
+$(STAMP): pyproject.toml requirements.lock
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
 	touch $(STAMP)
+
+LOCK_FLAGS := --quiet --generate-hashes --allow-unsafe --strip-extras --no-emit-index-url \
+	--no-emit-find-links
+
+# requirements.lock: everything (dev included) for make and CI; requirements.runtime.lock: the
+# bot's own dependencies at the same versions, for the Docker image.
+lock: $(STAMP)
+	$(BIN)/pip-compile $(LOCK_FLAGS) --extra dev -o requirements.lock pyproject.toml
+	$(BIN)/pip-compile $(LOCK_FLAGS) -c requirements.lock -o requirements.runtime.lock pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python -m bot demo
@@ -26,6 +37,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check bot tests bench
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/hadolint Dockerfile
 
 test: lint
 	$(BIN)/pytest -q

@@ -12,6 +12,7 @@ import discord.http
 import yarl
 from discord.ext import commands
 
+from bot.discord_ui.i18n import CommandTranslator
 from bot.discord_ui.tree import MjcordTree
 from bot.discord_ui.views import ButtonHandler, ContinueButton, JobButton
 
@@ -61,6 +62,8 @@ class MjcordBot(commands.Bot):
             if hasattr(cog, "on_job_button"):
                 self.button_handler = cog  # type: ignore[assignment]
         self.add_dynamic_items(JobButton, ContinueButton)
+        # Before the sync: the translator's localisations are part of the synced payload.
+        await self.tree.set_translator(CommandTranslator())
         await self.sync_commands()
 
     async def sync_commands(self) -> list[Any]:
