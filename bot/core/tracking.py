@@ -59,7 +59,7 @@ CALLBACK_POLL_FACTOR = 5
 #: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
 MAX_PENDING_HINTS = 10_000
 #: Outcomes posted at once (the observer paces Discord traffic itself).
-POST_CONCURRENCY = 8
+POST_CONCURRENCY = 16
 #: Updates applied at once (each is a few database round trips).
 APPLY_CONCURRENCY = 16
 #: Chunks being absorbed while the cycle requests the next ones.
@@ -230,10 +230,9 @@ class Tracker:
                 await asyncio.gather(*absorbing, return_exceptions=True)
         if clean and watched:
             self.pacer.recover()
-        now = self.clock.now()
-        for w in watched:
-            if now - w.created_at > self.timeout:
-                await self._time_out(w.id)
+        # The age rule runs in the database: the cycle's view carries no timestamps to parse.
+        for job_id in await self.store.overdue(self.clock.now() - self.timeout):
+            await self._time_out(job_id)
         await self._tell_outage()
         await self.flush_posts()
 

@@ -39,7 +39,6 @@ class Watched:
     task_id: str
     status: JobStatus
     progress: int
-    created_at: datetime
 
 
 @runtime_checkable
@@ -52,6 +51,10 @@ class TrackingStore(Protocol):
 
     async def many(self, job_ids: Sequence[int]) -> list[Job]:
         """Full jobs by id, in one read (missing ids are absent)."""
+        ...
+
+    async def overdue(self, created_before: datetime) -> list[int]:
+        """Ids of unfinished jobs with a task id created before the given time."""
         ...
 
     async def save_progress(self, jobs: Sequence[Job]) -> None:
@@ -84,7 +87,7 @@ class LedgerTrackingStore:
         """Every unfinished job with a task id, oldest first."""
         jobs = await self._ledger.repo.unfinished()
         return [
-            Watched(j.id, j.task_id, j.status, j.progress, j.created_at)
+            Watched(j.id, j.task_id, j.status, j.progress)
             for j in sorted(jobs, key=lambda j: j.id)
             if j.task_id
         ]
@@ -93,6 +96,11 @@ class LedgerTrackingStore:
         """Jobs by id, one read each."""
         found = [await self._ledger.repo.get(i) for i in job_ids]
         return [j for j in found if j is not None]
+
+    async def overdue(self, created_before: datetime) -> list[int]:
+        """Ids of unfinished jobs created before the time."""
+        jobs = await self._ledger.repo.unfinished()
+        return [j.id for j in jobs if j.task_id and j.created_at < created_before]
 
     async def save_progress(self, jobs: Sequence[Job]) -> None:
         """Each job's progress through the ledger's compare-and-set, with the same guard."""

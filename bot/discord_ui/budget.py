@@ -7,11 +7,12 @@ token bucket that refills lets a burst of `burst` calls go on top of the steady 
 second can hold more than the rate (issue 12 measured 55–56). A sliding window cannot: no span
 of `window` seconds ever holds more than `limit` calls, whenever they were booked.
 
-Finish posts come first: they book the earliest slot that keeps every window within its limit,
-possibly in the future (`take_finish` says how long to wait), and are never refused. Progress
-edits go only now, only when no finish is booked ahead of them, and only while the window
-holds fewer than `limit - reserve` calls, so a finish arriving under load finds room at once.
-Pure: time is passed in.
+Every call is booked at the moment it is sent (`take`), never ahead: a call booked for later
+and then sent late (a busy event loop) would break the window for the calls around it. A
+finish post waits only for the windows themselves (`finish_wait`) and is never refused; a
+progress edit goes only while the window holds fewer than `limit - reserve` calls, so a finish
+arriving under load finds room at once (and the presenter sends no progress edit while a finish
+is being posted). Pure: time is passed in.
 """
 
 from __future__ import annotations
@@ -66,8 +67,8 @@ class SlidingWindow:
 class EditBudget:
     """The bot-wide window and one window per channel (see the module docstring).
 
-    `progress_wait` and `channel_wait` say how long a progress edit must wait (0: it may go
-    now, and then calls `take`); `take_finish` books a finish call and says how long to wait.
+    `progress_wait` and `channel_wait` say how long a progress edit must wait, `finish_wait` how
+    long a finish call must; at 0 the caller books the call with `take` and sends it at once.
     """
 
     def __init__(
@@ -100,18 +101,18 @@ class EditBudget:
             return 0.0
         return window.earliest(now, self.channel_limit - self.channel_reserve) - now
 
+    def finish_wait(self, channel_id: int, now: float) -> float:
+        """Seconds until a finish call fits both windows, reserve included (0: now)."""
+        window = self._channels.get(channel_id)
+        at = self._global.earliest(now)
+        if window is not None:
+            at = max(at, window.earliest(now))
+        return at - now
+
     def take(self, channel_id: int, now: float) -> None:
-        """Book a progress edit now (after both waits said 0)."""
+        """Book a call sent now (after its wait said 0)."""
         self._global.book(now)
         self._channel(channel_id, now).book(now)
-
-    def take_finish(self, channel_id: int, now: float) -> float:
-        """Book a finish call at the earliest slot both windows allow; the seconds to wait."""
-        channel = self._channel(channel_id, now)
-        at = max(self._global.earliest(now), channel.earliest(now))
-        self._global.book(at)
-        channel.book(at)
-        return at - now
 
     def _channel(self, channel_id: int, now: float) -> SlidingWindow:
         window = self._channels.get(channel_id)

@@ -297,9 +297,11 @@ class DiscordPresenter:
     async def _finish_slot(self, channel_id: int) -> None:
         """Wait for the budget to allow one finish call (never skipped, only delayed)."""
         self.counts["finish_calls"] += 1
-        delay = self.budget.take_finish(channel_id, time.monotonic())
-        if delay > 0:
+        # Only time frees the window (the budget is pure), so there is nothing to wait on.
+        while (delay := self.budget.finish_wait(channel_id, time.monotonic())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
+        # Booked as it is sent (nothing awaits in between), so the window counts real sends.
+        self.budget.take(channel_id, time.monotonic())
 
     def _upload_limit(self, guild_id: int) -> int:
         if guild_id in self.upload_limits:

@@ -127,6 +127,8 @@ async def test_save_progress_never_undoes_a_status_or_lowers_progress(storage: S
     assert (got["b"].status, got["b"].progress) == (JobStatus.SUCCEEDED, 100)
     assert got["c"].progress == 50
     assert [w.task_id for w in await repo.watched()] == ["a", "c"]
+    assert await repo.overdue(make_job().created_at) == []
+    assert await repo.overdue(make_job().created_at + timedelta(microseconds=1)) == [a.id, c.id]
 
 
 async def test_a_crash_between_chunks_loses_at_most_progress(

@@ -36,13 +36,14 @@ def test_progress_stops_at_the_reserve_while_finishes_still_go_at_once() -> None
         budget.take(sent, 0.0)
         sent += 1
     assert sent == 7  # the limit of 10 minus the reserve of 3
-    assert [budget.take_finish(100 + n, 0.0) for n in range(3)] == [0.0, 0.0, 0.0]
-    # Beyond the limit a finish is booked a window later, never refused.
-    assert budget.take_finish(200, 0.0) == pytest.approx(1.0)
-    assert budget.take_finish(201, 0.5) == pytest.approx(0.5)
-    # Progress waits until no finish is booked ahead and the window is below the reserve.
-    assert budget.progress_wait(0.0) == pytest.approx(1.0)
-    assert budget.progress_wait(1.5) == 0.0
+    for n in range(3):  # the reserve is the finishes'
+        assert budget.finish_wait(100 + n, 0.0) == 0.0
+        budget.take(100 + n, 0.0)
+    # Beyond the limit a finish waits for the window to move on, and is never refused.
+    assert budget.finish_wait(200, 0.0) == pytest.approx(1.0)
+    assert budget.finish_wait(200, 0.5) == pytest.approx(0.5)
+    assert budget.progress_wait(0.5) == pytest.approx(0.5)
+    assert budget.finish_wait(200, 1.0) == 0.0 and budget.progress_wait(1.0) == 0.0
 
 
 def test_a_busy_channel_holds_back_only_its_own_progress() -> None:
@@ -52,8 +53,9 @@ def test_a_busy_channel_holds_back_only_its_own_progress() -> None:
         budget.take(7, 0.0)
     assert budget.channel_wait(7, 0.0) == pytest.approx(5.0)  # its reserve is for the finish
     assert budget.channel_wait(8, 0.0) == 0
-    assert budget.take_finish(7, 0.0) == 0.0  # the finish takes the reserved slot
-    assert budget.take_finish(7, 0.0) == pytest.approx(5.0)
+    assert budget.finish_wait(7, 0.0) == 0.0  # the finish takes the reserved slot
+    budget.take(7, 0.0)
+    assert budget.finish_wait(7, 0.0) == pytest.approx(5.0)
     assert budget.channel_wait(7, 10.0) == 0  # the window has moved on
 
 
@@ -83,8 +85,10 @@ def test_no_window_ever_holds_more_than_its_limit(calls: list[tuple[float, bool,
     sent: list[tuple[float, int]] = []
     for gap, finish, channel in calls:
         now += gap
-        if finish:
-            sent.append((now + budget.take_finish(channel, now), channel))
+        if finish:  # waits (time passes) until both windows have room, then goes
+            now += budget.finish_wait(channel, now)
+            budget.take(channel, now)
+            sent.append((now, channel))
         elif budget.progress_wait(now) == 0 and budget.channel_wait(channel, now) == 0:
             budget.take(channel, now)
             sent.append((now, channel))

@@ -229,16 +229,30 @@ class SqlJobRepository:
     # --- the tracker's batched view (bot.core.watchlist.TrackingStore) --------------------------
 
     async def watched(self) -> list[Watched]:
-        """Every unfinished job with a task id, oldest first: five columns, no text but ids."""
+        """Every unfinished job with a task id, oldest first: four columns, no timestamps."""
         query = (
-            select(jobs.c.id, jobs.c.task_id, jobs.c.status, jobs.c.progress, jobs.c.created_at)
+            select(jobs.c.id, jobs.c.task_id, jobs.c.status, jobs.c.progress)
             .where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
             .order_by(jobs.c.id)
         )
         async with self._begin() as conn:
             rows = (await conn.execute(query)).all()
         statuses = {s.value: s for s in JobStatus}
-        return [Watched(i, t, statuses[s], p, c) for i, t, s, p, c in rows]
+        return [Watched(i, t, statuses[s], p) for i, t, s, p in rows]
+
+    async def overdue(self, created_before: datetime) -> list[int]:
+        """Ids of unfinished jobs with a task id created before the given time."""
+        query = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.task_id.is_not(None),
+                jobs.c.status.in_(_UNFINISHED),
+                jobs.c.created_at < created_before,
+            )
+            .order_by(jobs.c.id)
+        )
+        async with self._begin() as conn:
+            return list((await conn.execute(query)).scalars().all())
 
     async def many(self, job_ids: Sequence[int]) -> list[Job]:
         """Full jobs by id in one read (at most a chunk's worth), oldest first."""
