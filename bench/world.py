@@ -186,10 +186,20 @@ class World:
                 return int(line.split()[1]) / 1024
         return 0.0
 
-    def advance_all(self) -> None:
-        """Every seeded task's progress moves one step on."""
-        for task in list(self.sim.tasks.values()):
+    async def advance_all(self) -> None:
+        """Every seeded task's progress moves one step on (in slices: the emulator shares this
+        loop, and one long stall would bunch the arrival times it records)."""
+        for n, task in enumerate(list(self.sim.tasks.values())):
             self.sim._book.step(task)
+            if n % 200 == 199:
+                await asyncio.sleep(0)
+
+    async def complete_all(self) -> None:
+        """Every seeded task finishes now (in slices, as above)."""
+        for n, (_, task_id, _) in enumerate(self.jobs):
+            self.sim.complete(task_id)
+            if n % 200 == 199:
+                await asyncio.sleep(0)
 
     def log_tail(self, lines: int = 20) -> str:
         text = Path(f"{self.dir}/bot.log").read_text(errors="replace").splitlines()

@@ -30,15 +30,18 @@ class SlidingWindow:
     Calls are booked in time order (each at or after the previous one), and each at least
     `span` after the call `limit` places before it: any `limit + 1` consecutive calls then
     span at least `span` seconds, so no window of `span` seconds holds more than `limit`.
+    With `spread`, calls are also at least `span / limit` apart: a burst goes out evenly
+    instead of all at once, so a little jitter on the way cannot crowd one second.
     """
 
-    __slots__ = ("limit", "span", "times")
+    __slots__ = ("gap", "limit", "span", "times")
 
-    def __init__(self, limit: int, span: float) -> None:
+    def __init__(self, limit: int, span: float, *, spread: bool = False) -> None:
         if limit < 1 or span <= 0:
             raise ValueError("a window needs a positive limit and span")
         self.limit = limit
         self.span = span
+        self.gap = span / limit if spread else 0.0
         self.times: deque[float] = deque()
 
     def earliest(self, now: float, limit: int | None = None) -> float:
@@ -48,7 +51,7 @@ class SlidingWindow:
         times = self.times
         while times and times[0] <= now - self.span:
             times.popleft()
-        at = max(now, times[-1]) if times else now
+        at = max(now, times[-1] + self.gap) if times else now
         if len(times) >= cap:
             at = max(at, times[-cap] + self.span)
         return at
@@ -69,6 +72,7 @@ class EditBudget:
 
     `progress_wait` and `channel_wait` say how long a progress edit must wait, `finish_wait` how
     long a finish call must; at 0 the caller books the call with `take` and sends it at once.
+    With `spread` (the default) bot-wide calls are at least `window / limit` apart.
     """
 
     def __init__(
@@ -80,13 +84,14 @@ class EditBudget:
         channel_limit: int = 5,
         channel_window: float = 5.0,
         channel_reserve: int = 1,
+        spread: bool = True,
     ) -> None:
         if not 0 <= reserve < limit or not 0 <= channel_reserve < channel_limit:
             raise ValueError("a reserve must leave room below its limit")
         self.limit, self.reserve = limit, reserve
         self.channel_limit, self.channel_window = channel_limit, channel_window
         self.channel_reserve = channel_reserve
-        self._global = SlidingWindow(limit, window)
+        self._global = SlidingWindow(limit, window, spread=spread)
         self._channels: dict[int, SlidingWindow] = {}
         self._tidy_above = 1000
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,7 +31,7 @@ def most_in_any_window(times: list[float], span: float) -> int:
 
 
 def test_progress_stops_at_the_reserve_while_finishes_still_go_at_once() -> None:
-    budget = EditBudget(limit=10, window=1.0, reserve=3, channel_limit=100)
+    budget = EditBudget(limit=10, window=1.0, reserve=3, channel_limit=100, spread=False)
     sent = 0
     while budget.progress_wait(0.0) == 0:
         budget.take(sent, 0.0)
@@ -47,7 +48,9 @@ def test_progress_stops_at_the_reserve_while_finishes_still_go_at_once() -> None
 
 
 def test_a_busy_channel_holds_back_only_its_own_progress() -> None:
-    budget = EditBudget(limit=100, channel_limit=5, channel_window=5.0, channel_reserve=1)
+    budget = EditBudget(
+        limit=100, channel_limit=5, channel_window=5.0, channel_reserve=1, spread=False
+    )
     for _ in range(4):
         assert budget.channel_wait(7, 0.0) == 0
         budget.take(7, 0.0)
@@ -66,6 +69,17 @@ def test_idle_channel_windows_are_forgotten() -> None:
     for channel in range(3000, 5000):  # later, other threads
         budget.take(channel, 100.0 + channel / 1000)
     assert budget.channel_wait(0, 200.0) == 0 and len(budget._channels) <= 2100
+
+
+def test_a_burst_goes_out_evenly_spread() -> None:
+    budget = EditBudget(limit=45, window=1.0, channel_limit=1000)
+    now, sent = 0.0, []
+    for n in range(90):
+        now += budget.finish_wait(n, now)
+        budget.take(n, now)
+        sent.append(now)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) == pytest.approx(1 / 45) and sent[-1] == pytest.approx(89 / 45)
 
 
 @given(
