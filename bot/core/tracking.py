@@ -31,6 +31,7 @@ once the API answers.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -203,9 +204,9 @@ class Tracker:
         self.tracked = len(watched)
         self._absorber.forget_all_but(watched)
         # Rotate so that a cycle cut short by a 429 resumes after the last job it reached.
-        order = [w for w in watched if w.id > self._cursor] + [
-            w for w in watched if w.id <= self._cursor
-        ]
+        # (`watched` is in id order, so the cut is a bisection.)
+        cut = bisect.bisect_right(watched, self._cursor, key=lambda w: w.id)
+        order = watched[cut:] + watched[:cut]
         clean = True
         absorbing: set[asyncio.Task[None]] = set()
         ahead = asyncio.Semaphore(ABSORB_AHEAD)

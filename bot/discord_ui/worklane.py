@@ -11,8 +11,9 @@ images). Discord gives an interaction 3 seconds to be acknowledged
 The lane, per client:
 - sees every interaction arrive (an `on_interaction` listener) and keeps those not yet
   acknowledged (`interaction.response.is_done()` false, and younger than 3 s);
-- admits post-defer work only while none is waiting for its acknowledgement, and at most
-  `size` commands at once; a command holds its place until its task ends;
+- admits post-defer work only while none is waiting for its acknowledgement and none arrived
+  in the last QUIET seconds (a burst is served first), and at most `size` commands at once; a
+  command holds its place until its task ends;
 - admits in arrival order (FIFO), so no command starves.
 
 A command calls `await after_defer(interaction)` right after its defer; that is all the wiring a
@@ -39,6 +40,9 @@ LANE_SIZE = 24
 RECHECK = 0.005
 #: Interactions not acknowledged after this long have expired; the lane stops waiting for them.
 ACK_WINDOW = 3.0
+#: Work starts only once no interaction has arrived for this long: within a burst the next
+#: interaction is usually already on its way, and the work would slow its acknowledgement.
+QUIET = 0.05
 
 
 class WorkLane:
@@ -51,11 +55,20 @@ class WorkLane:
         self._unacked: dict[int, tuple[discord.Interaction[Any], float]] = {}
         self._pump: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
+        self._last_arrival = float("-inf")
 
     async def arrived(self, interaction: discord.Interaction[Any]) -> None:
         """An interaction arrived (the client's `on_interaction`): wait for its defer first."""
+        self._last_arrival = time.monotonic()
         if not interaction.response.is_done():
-            self._unacked[interaction.id] = (interaction, time.monotonic())
+            self._unacked[interaction.id] = (interaction, self._last_arrival)
+
+    def busy(self) -> float:
+        """Seconds to hold work back: while acknowledgements are pending, or interactions are
+        still arriving (0: work may start)."""
+        if self.pending_acks():
+            return RECHECK
+        return max(0.0, self._last_arrival + QUIET - time.monotonic())
 
     def pending_acks(self) -> int:
         """Interactions that arrived, are not acknowledged, and have not expired."""
@@ -67,7 +80,7 @@ class WorkLane:
 
     async def enter(self) -> None:
         """Wait for a place; the caller must `leave()` once its work is done."""
-        if not self._queue and self._running < self.size and self.pending_acks() == 0:
+        if not self._queue and self._running < self.size and self.busy() == 0:
             self._running += 1
             return
         admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -91,8 +104,8 @@ class WorkLane:
 
     async def _admit(self) -> None:
         while self._queue:
-            if self.pending_acks():
-                await asyncio.sleep(RECHECK)
+            if (hold := self.busy()) > 0:
+                await asyncio.sleep(hold)
                 continue
             while self._queue and self._running < self.size:
                 waiter = self._queue.popleft()
