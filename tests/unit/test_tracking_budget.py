@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.core.jobs import Job, JobStatus, Mode, Route
+from bot.core.jobs import Button, Job, JobStatus, Mode, Route
 from bot.discord_ui.budget import EditBudget
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.render import status_content
 
 # --- the windows -----------------------------------------------------------------------------
 
@@ -247,5 +249,28 @@ async def test_every_job_ends_showing_its_newest_state() -> None:
         assert "93%" not in last_edit(7)  # replaced by its finish state
         edits_per_job = len([c for c in discord.calls if c.kind == "edit"]) / 50
         assert edits_per_job < 6  # six states each: some were coalesced away
+    finally:
+        await shown.close()
+
+
+@pytest.mark.parametrize("status", [s for s in JobStatus if not s.finished])
+async def test_a_waiting_edit_shows_what_the_full_job_would(status: JobStatus) -> None:
+    discord = FakeDiscord()
+    shown = presenter(discord, EditBudget())
+    full = dataclasses.replace(
+        job(1, status, progress=46),
+        prompt="a long prompt " * 200,
+        final_prompt="a long final prompt " * 100,
+        custom_id="MJ::JOB::variation::2::abc",
+        queue_position=3,
+        fail_reason="why",
+        buttons=(Button("MJ::JOB::upsample::1::abc", "U1"),),
+    )
+    try:
+        await shown.show_progress(full)
+        assert shown._pump is not None
+        await asyncio.wait_for(shown._pump, 5)
+        await asyncio.gather(*shown._in_flight)
+        assert [c.content for c in discord.calls] == [status_content(full)]
     finally:
         await shown.close()
