@@ -75,12 +75,14 @@ class EditBudget:
     With `spread` (the default) bot-wide calls are at least `window / limit` apart.
     """
 
+    # `reserve`: status edits leave 20 of the 45 to finish posts and to the commands' own calls
+    # (replies, threads, status messages), which do not pass through this budget.
     def __init__(
         self,
         *,
         limit: int = 45,
         window: float = WINDOW_SECONDS,
-        reserve: int = 10,
+        reserve: int = 20,
         channel_limit: int = 5,
         channel_window: float = 5.0,
         channel_reserve: int = 1,
