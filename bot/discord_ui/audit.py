@@ -85,11 +85,17 @@ class LogChannelMirror:
         if not entry.job_id:
             return None
         job = await self.jobs.get(entry.job_id)
-        if entry.kind is not AuditKind.SUBMISSION:
+        if entry.kind is AuditKind.SUBMISSION:
+            # A submission is recorded before the API call: wait for the task id and the reply.
+            ready = _placed
+        elif entry.kind is AuditKind.REPORT:
+            # A report is pressed on the result post, whose id may not be recorded yet: Discord
+            # can hold the post's answer while its rate-limit bucket resets (discord.py sleeps).
+            ready = _posted
+        else:
             return job
-        # A submission is recorded before the API call: wait for the task id and the reply.
         deadline = asyncio.get_running_loop().time() + self.submission_wait
-        while job is not None and not _placed(job):
+        while job is not None and not ready(job):
             if asyncio.get_running_loop().time() >= deadline:
                 break
             await asyncio.sleep(self.poll)
@@ -99,3 +105,7 @@ class LogChannelMirror:
 
 def _placed(job: Job) -> bool:
     return job.finished or bool(job.task_id and job.route.reply_message_id)
+
+
+def _posted(job: Job) -> bool:
+    return bool(job.result_message_id)

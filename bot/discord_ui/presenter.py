@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 HISTORY_LOOKBACK = 50
+MAX_CONTENT = 2000
+# Discord's JSON error codes (docs/topics/opcodes-and-status-codes.md).
+UNKNOWN_MESSAGE = 10008
+THREAD_ARCHIVED = 50083
+THREAD_LOCKED = 160005
+LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
 
 
 #: Status edits in flight at once.
@@ -72,8 +78,7 @@ class DiscordPresenter:
         self._outage_note = ""  # appended to every status message during a long outage
         self._finishing = 0  # finish posts under way; status edits wait for none
         self._shown: dict[int, int] = {}  # job id → what its status message shows (a hash)
-        #: Upload limits Discord reported per guild in recent interactions (authoritative).
-        self.upload_limits: dict[int, int] = {}
+        self._edit_locks: dict[int, asyncio.Lock] = {}  # job id → its status edits, in order
 
     # --- progress ---------------------------------------------------------------------------
 
@@ -151,10 +156,17 @@ class DiscordPresenter:
         self._edits.release()
 
     async def _edit_safely(self, job: Job) -> None:
+        # One edit of a job's message at a time, in the order they were sent: an edit held back
+        # by a rate limit (discord.py sleeps, then retries) must not land after a newer one.
+        lock = self._edit_locks.setdefault(job.id, asyncio.Lock())
         try:
-            await self._edit_status(job)
+            async with lock:
+                await self._edit_status(job)
         except Exception:
             log.exception("job %s: status edit failed", job.id)
+        finally:
+            if job.finished and not lock.locked():
+                self._edit_locks.pop(job.id, None)
 
     async def close(self) -> None:
         """Stop sending queued status edits (at shutdown; finish posts are the tracker's)."""
@@ -163,7 +175,7 @@ class DiscordPresenter:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    async def _edit_status(self, job: Job) -> None:
+    async def _edit_status(self, job: Job, *, retried: bool = False) -> None:
         self.counts["edits"] += 1
         if job.finished:
             self._last_edit.pop(job.id, None)  # the last edit of this job
@@ -181,6 +193,9 @@ class DiscordPresenter:
             content = status_content(job) + self._outage_note
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
+            if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
+                await self._edit_status(job, retried=True)
+                return
             # A deleted thread or message must not stop the job; the finish post handles places.
             log.warning("job %s: status edit failed: %s %s", job.id, exc.status, exc.text)
 
@@ -268,17 +283,39 @@ class DiscordPresenter:
                     message = await channel.send(**kwargs)
                 return message.id
             except discord.NotFound as exc:
+                if exc.code == UNKNOWN_MESSAGE:
+                    # Our nonce matched a post made earlier (within Discord's nonce window)
+                    # that has since been deleted: it was posted; do not post it again.
+                    log.info("job %s: its post in %s was made and since deleted", job.id, place)
+                    return 0
                 log.warning("job %s: channel %s is gone (%s)", job.id, place, exc.code)
             except discord.Forbidden as exc:
                 if file is not None:
                     raise _Refused(f"{exc.status}/{exc.code}") from None
                 log.warning("job %s: no permission to post in %s (%s)", job.id, place, exc.code)
             except discord.HTTPException as exc:
+                if exc.code == THREAD_LOCKED:
+                    # A moderator locked the thread: post in its channel and say why.
+                    log.info("job %s: thread %s is locked; posting in its channel", job.id, place)
+                    kwargs["content"] = _with_note(LOCKED_NOTE, kwargs["content"])
+                    continue
                 if exc.status == 413 and file is not None:
                     raise _Refused(f"{exc.status}/{exc.code}") from None
                 raise
         log.error("job %s: nowhere left to post its outcome; giving up", job.id)
         return 0
+
+    async def _reopen(self, job: Job) -> bool:
+        """Unarchive the job's thread, which archived itself while the job ran (Send Messages
+        is enough for an unlocked thread); whether it worked."""
+        try:
+            thread = await self._bot.fetch_channel(job.route.post_channel_id)
+            if isinstance(thread, discord.Thread):
+                await thread.edit(archived=False)
+                return True
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not reopen its thread: %s %s", job.id, exc.status, exc.text)
+        return False
 
     async def _find_post(self, job: Job) -> int:
         needle = marker(job)
@@ -305,8 +342,11 @@ class DiscordPresenter:
         self.budget.take(channel_id, time.monotonic())
 
     def _upload_limit(self, guild_id: int) -> int:
-        if guild_id in self.upload_limits:
-            return self.upload_limits[guild_id]
+        """The bot's own per-file limit in this server: its boost tier's (`filesize_limit`).
+
+        Never `Interaction.filesize_limit`: that is the invoking member's limit (their Nitro,
+        if larger), which a bot's upload does not get.
+        """
         guild = self._bot.get_guild(guild_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
@@ -315,6 +355,15 @@ def _slim(job: Job) -> Job:
     """The job without the text its status message never shows (prompts run to 4,000
     characters): with 10,000 jobs waiting for an edit, what they hold is most of the memory."""
     return dataclasses.replace(job, prompt="", final_prompt="", fail_reason="", buttons=())
+
+
+def _with_note(note: str, content: str) -> str:
+    """`note` on top of a finish post, keeping the marker line (the last) within the cap."""
+    text = f"{note}\n{content}"
+    if len(text) <= MAX_CONTENT:
+        return text
+    body, _, tail = content.rpartition("\n")
+    return f"{note}\n{body[: MAX_CONTENT - len(note) - len(tail) - 2]}\n{tail}"
 
 
 class _Refused(Exception):

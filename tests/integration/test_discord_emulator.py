@@ -429,7 +429,7 @@ async def test_channel_messages_nonce_mentions_and_faults(
         assert statuses[-2:] == [429, 200]
 
         # Over the upload limit → 413 / 40005.
-        big = discord.File(io.BytesIO(b"x" * (emu.upload_limit + 1)), filename="big.bin")
+        big = discord.File(io.BytesIO(b"x" * (emu.limits.upload_limit + 1)), filename="big.bin")
         with pytest.raises(discord.HTTPException) as too_big:
             await channel.send(file=big)
         assert (too_big.value.status, too_big.value.code) == (413, 40005)

@@ -66,8 +66,6 @@ class ImagineCog(commands.Cog):
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
         await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
-        if interaction.guild_id:
-            self.presenter.upload_limits[interaction.guild_id] = interaction.filesize_limit
         chosen = Mode(mode.value) if mode else self.default_mode
         if mode is None and self.server_modes is not None and interaction.guild_id:
             chosen = await self.server_modes(interaction.guild_id)

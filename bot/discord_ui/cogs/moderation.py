@@ -571,6 +571,8 @@ class ModerationCog(commands.Cog):
         if not job.result_message_id:
             await _say(interaction, f"Job {job_id} has no posted result to delete.")
             return
+        # Acknowledge first: the delete can wait on a rate limit for longer than Discord's 3 s.
+        await interaction.response.defer(ephemeral=True)
         channel = self.bot.get_partial_messageable(job.route.post_channel_id, guild_id=guild_id)
         try:
             await channel.get_partial_message(job.result_message_id).delete()

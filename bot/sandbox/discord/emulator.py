@@ -23,9 +23,11 @@ from bot.sandbox.discord import interactions, models, pipeline, rest
 from bot.sandbox.discord.errors import DiscordHTTPError, rate_limited
 from bot.sandbox.discord.gateway import GatewaySession, gateway_handler
 from bot.sandbox.discord.interactions import Interaction
+from bot.sandbox.discord.limits import MAX_REQUEST_BYTES, Limits
 from bot.sandbox.discord.messages import make_attachment, public_view
 from bot.sandbox.discord.models import PERMISSIONS
 from bot.sandbox.discord.openapi import OpenApiValidator
+from bot.sandbox.discord.threads import active_threads
 
 _STATE_KEY = web.AppKey("emulator", object)
 
@@ -37,12 +39,15 @@ class DiscordEmulator:
         self,
         validator: OpenApiValidator | None = None,
         *,
-        upload_limit: int = 10 * 1024 * 1024,
         interaction_deadline: float = 3.0,
         token_ttl: float = 900.0,
+        rate_limits: bool = True,
+        rest_delay: float = 0.0,
+        boost_tier: int = 0,
     ) -> None:
         self.validator = validator
-        self.upload_limit = upload_limit
+        # Rate limits, upload limits, latency, thread caps: see limits.py.
+        self.limits = Limits(rate_limits=rate_limits, rest_delay=rest_delay, boost_tier=boost_tier)
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
         self.snowflakes = models.Snowflakes()
@@ -88,7 +93,7 @@ class DiscordEmulator:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        app = web.Application(client_max_size=self.upload_limit * 4 + 1024 * 1024)
+        app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app[_STATE_KEY] = self
         app.router.add_get("/gateway", self._gateway_handler)
         app.router.add_get("/gateway/", self._gateway_handler)
@@ -224,7 +229,7 @@ class DiscordEmulator:
 
     def guild_create_payload(self) -> dict[str, Any]:
         channels = [c for c in self.channels.values() if c["type"] not in models.THREAD_TYPES]
-        threads = [c for c in self.channels.values() if c["type"] in models.THREAD_TYPES]
+        threads = active_threads(self)  # Discord syncs only active threads up front
         members = [self.member_payload(uid) for uid in self.members]
         return {
             "id": str(self.guild_id),
@@ -242,7 +247,7 @@ class DiscordEmulator:
             "explicit_content_filter": 0,
             "mfa_level": 0,
             "nsfw_level": 0,
-            "premium_tier": 0,
+            "premium_tier": self.limits.boost_tier,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
@@ -453,6 +458,7 @@ class DiscordEmulator:
         *,
         retry_after: float = 0.05,
         is_global: bool = False,
+        scope: str | None = None,
     ) -> None:
         """Answer the next ``count`` matching requests with an error (429s carry retry_after)."""
         route = route_template.removeprefix("/api/v10")
@@ -460,7 +466,7 @@ class DiscordEmulator:
             # A typo here would make the fault silently never fire.
             raise ValueError(f"the emulator has no route {method.upper()} {route}")
         if status == 429:
-            error = rate_limited(retry_after, is_global=is_global, code=code)
+            error = rate_limited(retry_after, is_global=is_global, code=code, scope=scope)
             if message:
                 error.message = message
         else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -67,12 +68,17 @@ def missing_permissions() -> DiscordHTTPError:
     return DiscordHTTPError(403, 50013, "Missing Permissions")
 
 
-def rate_limited(retry_after: float, *, is_global: bool = False, code: int = 0) -> DiscordHTTPError:
-    # discord.py treats a 429 without a Via header as a Cloudflare ban, so send it as Discord does.
+def rate_limited(
+    retry_after: float, *, is_global: bool = False, code: int = 0, scope: str | None = None
+) -> DiscordHTTPError:
+    """A 429 as Discord sends it (docs/topics/rate-limits.md); the pipeline adds ``Via``.
+
+    ``scope`` is ``user`` (a per-route bucket), ``global`` or ``shared`` (a per-resource limit,
+    which Discord does not count as an invalid request).
+    """
     headers = {
-        "Retry-After": str(max(1, round(retry_after))),
-        "Via": "1.1 google",
-        "X-RateLimit-Scope": "global" if is_global else "user",
+        "Retry-After": str(max(1, math.ceil(retry_after))),
+        "X-RateLimit-Scope": scope or ("global" if is_global else "user"),
     }
     if is_global:
         headers["X-RateLimit-Global"] = "true"
@@ -83,3 +89,24 @@ def rate_limited(retry_after: float, *, is_global: bool = False, code: int = 0) 
         headers=headers,
         extra={"retry_after": retry_after, "global": is_global},
     )
+
+
+def thread_archived() -> DiscordHTTPError:
+    return DiscordHTTPError(
+        400,
+        50083,
+        "Tried to perform an operation on an archived thread, such as editing a message or "
+        "adding a user to the thread",
+    )
+
+
+def thread_locked() -> DiscordHTTPError:
+    return DiscordHTTPError(400, 160005, "Thread is locked")
+
+
+def too_many_active_threads() -> DiscordHTTPError:
+    return DiscordHTTPError(400, 160006, "Maximum number of active threads reached")
+
+
+def entity_too_large() -> DiscordHTTPError:
+    return DiscordHTTPError(413, 40005, "Request entity too large")

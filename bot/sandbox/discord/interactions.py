@@ -121,7 +121,9 @@ def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int
         "authorizing_integration_owners": {"0": str(emu.guild_id)},
         "entitlements": [],
         "entitlement_sku_ids": [],
-        "attachment_size_limit": emu.upload_limit,
+        # What this member may upload: their Nitro limit or the server's, whichever is larger
+        # (docs/interactions/receiving-and-responding.md, interaction object).
+        "attachment_size_limit": emu.limits.attachment_size_limit(user_id),
     }
 
 

@@ -10,7 +10,8 @@ the stored message payload. The rules modelled here are the ones the bot depends
   *filtered by allowed_mentions* and the author's MENTION_EVERYONE permission — that is what
   decides who is pinged, so a prompt containing ``@everyone`` sent with ``parse: []`` pings
   nobody;
-* too many bytes → 413 code 40005; an empty message → 400 code 50006; bad fields → 50035.
+* a file over the server's upload limit (checked per file) → 413 code 40005; an empty
+  message → 400 code 50006; bad fields → 50035.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from bot.sandbox.discord.errors import DiscordHTTPError, invalid_form
+from bot.sandbox.discord.errors import DiscordHTTPError, entity_too_large, invalid_form
 from bot.sandbox.discord.models import FLAG_EPHEMERAL, PERMISSIONS, iso_now
 
 if TYPE_CHECKING:
@@ -273,9 +274,9 @@ def compose_message(
             "_root", "DICT_TYPE_CONVERT", "Only dictionaries may be used in a DictType"
         )
     msg: dict[str, Any] = copy.deepcopy(existing) if existing is not None else {}
-    total = sum(len(f.data) for f in files)
-    if total > emu.upload_limit:
-        raise DiscordHTTPError(413, 40005, "Request entity too large")
+    # The bot's limit is the server's (boost tier), checked file by file (limits.py).
+    if any(len(f.data) > emu.limits.upload_limit for f in files):
+        raise entity_too_large()
 
     content = body.get("content", msg.get("content", "")) if existing else body.get("content")
     content = "" if content is None else str(content)

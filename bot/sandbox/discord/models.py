@@ -48,14 +48,19 @@ PERMISSIONS: dict[str, int] = {
 ALL_PERMISSIONS = (1 << 53) - 1
 # What a new guild's @everyone role gets on Discord today.
 DEFAULT_MEMBER_PERMISSIONS = 2248473465835073
-# The bot's managed role: the default set plus what an image bot is usually invited with.
-DEFAULT_BOT_PERMISSIONS = (
-    DEFAULT_MEMBER_PERMISSIONS
-    | PERMISSIONS["MANAGE_MESSAGES"]
-    | PERMISSIONS["MANAGE_THREADS"]
-    | PERMISSIONS["EMBED_LINKS"]
+#: The permissions the README's invite link asks for (Send Messages, Create Public Threads,
+#: Send Messages in Threads, Attach Files, Embed Links, Read Message History) plus View
+#: Channel, which every bot invite implies: exactly what the bot's managed role holds.
+INVITE_PERMISSIONS = (
+    PERMISSIONS["VIEW_CHANNEL"]
+    | PERMISSIONS["SEND_MESSAGES"]
+    | PERMISSIONS["CREATE_PUBLIC_THREADS"]
+    | PERMISSIONS["SEND_MESSAGES_IN_THREADS"]
     | PERMISSIONS["ATTACH_FILES"]
+    | PERMISSIONS["EMBED_LINKS"]
+    | PERMISSIONS["READ_MESSAGE_HISTORY"]
 )
+DEFAULT_BOT_PERMISSIONS = INVITE_PERMISSIONS
 
 # Channel types.
 GUILD_TEXT = 0

@@ -10,17 +10,22 @@ Allowlist (documented, deliberate): discord.py sends new uploads as ``attachment
 integer is admitted wherever the schema is a snowflake string. Likewise discord.py's
 automatic ``nonce`` is ``secrets.randbits(64)``, half of which exceed the spec's int64 maximum;
 Discord accepts them, so a request ``nonce`` in the uint64 range is checked as a string.
+
+Formats are checked (``FORMATS``): int32/int64 ranges, finite doubles, RFC 3339 date-times,
+absolute URIs, snowflakes (decimal uint64) and nonces (at most 25 characters).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import math
 import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import jsonschema
 from jsonschema import Draft202012Validator
@@ -45,6 +50,79 @@ def _snowflake_tolerant_type(validator: Any, types: Any, instance: Any, schema: 
 _Validator = jsonschema.validators.extend(
     Draft202012Validator, validators={"type": _snowflake_tolerant_type}
 )
+
+# The spec's formats (int32, int64, double, date-time, uri, snowflake, nonce), checked as the
+# spec means them: OpenAPI 3.1 / JSON Schema 2020-12 formats, plus Discord's own two.
+FORMATS = jsonschema.FormatChecker(formats=())
+_INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
+
+
+def _integer_format(name: str) -> Callable[[object], bool]:
+    low, high = _INT_RANGES[name]
+
+    def check(instance: object) -> bool:
+        if not isinstance(instance, int) or isinstance(instance, bool):
+            return True  # a format constrains only values of its type
+        return low <= instance <= high
+
+    return check
+
+
+def _double(instance: object) -> bool:
+    return not isinstance(instance, float) or math.isfinite(instance)
+
+
+def _snowflake(instance: object) -> bool:
+    # A snowflake is an unsigned 64-bit id in decimal; integers are admitted (see above).
+    if isinstance(instance, bool):
+        return True
+    if isinstance(instance, int):
+        return 0 <= instance < 2**64
+    if isinstance(instance, str):
+        return instance.isascii() and instance.isdigit() and int(instance) < 2**64
+    return True
+
+
+def _nonce(instance: object) -> bool:
+    # docs/resources/message.md: an integer or a string of at most 25 characters.
+    return not isinstance(instance, str) or len(instance) <= 25
+
+
+def _date_time(instance: object) -> bool:
+    if not isinstance(instance, str):
+        return True
+    if not _RFC3339.match(instance):
+        return False
+    try:
+        dt.datetime.fromisoformat(instance.replace("Z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
+def _uri(instance: object) -> bool:
+    # RFC 3986 absolute URI: a scheme, then a hierarchical part; no spaces or controls.
+    if not isinstance(instance, str):
+        return True
+    if any(ch.isspace() or ord(ch) < 0x20 for ch in instance):
+        return False
+    parts = urlsplit(instance)
+    return bool(_SCHEME.match(parts.scheme)) and bool(parts.netloc or parts.path)
+
+
+_RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*$")
+_CHECKS: dict[str, Callable[[object], bool]] = {
+    "int32": _integer_format("int32"),
+    "int64": _integer_format("int64"),
+    "double": _double,
+    "snowflake": _snowflake,
+    "nonce": _nonce,
+    "date-time": _date_time,
+    "uri": _uri,
+}
+for _format, _check in _CHECKS.items():
+    FORMATS.checks(_format)(_check)
 
 
 class _Operation:
@@ -164,7 +242,9 @@ class OpenApiValidator:
     def _check(self, pointer: str, instance: Any, label: str) -> list[str]:
         validator = self._validators.get(pointer)
         if validator is None:
-            validator = _Validator({"$ref": SPEC_URI + pointer}, registry=self._registry)
+            validator = _Validator(
+                {"$ref": SPEC_URI + pointer}, registry=self._registry, format_checker=FORMATS
+            )
             self._validators[pointer] = validator
         errors: Iterable[Any] = validator.iter_errors(instance)
         out: list[str] = []

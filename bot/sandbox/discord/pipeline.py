@@ -6,6 +6,11 @@ table (templates spelled exactly as in Discord's OpenAPI spec), parsed (JSON, or
 an injected fault, handled, and answered with ``Content-Type: application/json`` exactly —
 discord.py parses JSON only for that exact header value. Anything unmatched is recorded in
 ``emu.unhandled`` and answered 404, so a missing route fails the test loudly.
+
+Before a request is handled it is counted against Discord's rate limits (``limits.py``: the
+global limit, its route's bucket, a 429 when over), and every response carries the bucket's
+``X-RateLimit-*`` headers and ``Via``. ``emu.limits.rest_delay`` adds a network round trip
+(half each way), so a callback sent near the end of the 3-second window arrives after it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from bot.sandbox.discord.errors import DiscordHTTPError
+from bot.sandbox.discord.limits import VIA
 from bot.sandbox.discord.messages import UploadedFile
+from bot.sandbox.discord.threads import archive_idle_threads
 
 if TYPE_CHECKING:
     from bot.sandbox.discord.emulator import DiscordEmulator
@@ -177,20 +184,38 @@ async def unhandled(emu: DiscordEmulator, request: web.Request) -> web.Response:
     )
     emu.requests.append(record)
     emu.unhandled.append(record)
-    return json_response(404, {"message": "404: Not Found", "code": 0})
+    return _answer(emu, 404, {"message": "404: Not Found", "code": 0}, {})
 
 
 async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
+    delay = emu.limits.rest_delay / 2
+    if delay > 0:
+        await asyncio.sleep(delay)  # the request's way to Discord
+    response = await _handle(emu, request)
+    if delay > 0:
+        await asyncio.sleep(delay)  # and the answer's way back
+    return response
+
+
+def _answer(emu: DiscordEmulator, status: int, body: Any, headers: dict[str, str]) -> web.Response:
+    # Every real response passes Cloudflare and Google's front end, hence ``Via``; discord.py
+    # reads a 429 without it as a Cloudflare ban (discord/http.py, HTTPClient.request).
+    emu.limits.record_response(status, headers)
+    return json_response(status, body, {"Via": VIA, **headers})
+
+
+async def _handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
     path = request.path.removeprefix(API_PREFIX) or "/"
     method = request.method.upper()
     matched = match_route(emu.routes, method, path)
     record = RecordedRequest(method, path, None, dict(request.query), None, [], False)
     emu.requests.append(record)
+    await archive_idle_threads(emu)
     try:
         body, files, multipart = await _parse_body(request)
     except DiscordHTTPError as err:
         record.status, record.response = err.status, err.body()
-        return json_response(err.status, err.body(), err.headers)
+        return _answer(emu, err.status, err.body(), err.headers)
     record.json, record.multipart = body, multipart
     record.files = [
         {
@@ -204,7 +229,7 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
     if matched is None:
         emu.unhandled.append(record)
         record.status, record.response = 404, {"message": "404: Not Found", "code": 0}
-        return json_response(404, record.response)
+        return _answer(emu, 404, record.response, {})
     route, params = matched
     record.route = route.template
     validator = emu.validator
@@ -214,6 +239,7 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
         )
 
     injected = False
+    limit_headers: dict[str, str] = {}
     try:
         fault = _take_fault(emu, method, route.template)
         if fault is not None:
@@ -221,6 +247,7 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
             raise fault
         if route.auth and request.headers.get("Authorization") != f"Bot {emu.token}":
             raise DiscordHTTPError(401, 0, "401: Unauthorized")
+        limit_headers = emu.limits.admit(method, route.template, params, authenticated=route.auth)
         api_request = ApiRequest(
             method,
             path,
@@ -241,13 +268,13 @@ async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
                 injected = True  # a test's fault, not a response of Discord's to validate
                 raise DiscordHTTPError(503, 0, "Service Unavailable")
         reply = await route.handler(emu, api_request)
-        status, out, headers = reply.status, reply.body, {}
+        status, out, headers = reply.status, reply.body, dict(limit_headers)
     except DiscordHTTPError as err:
-        status, out, headers = err.status, err.body(), err.headers
+        status, out, headers = err.status, err.body(), {**limit_headers, **err.headers}
     record.status, record.response = status, out
     if validator is not None and not injected:
         emu.violations.extend(validator.validate_response(method, route.template, status, out))
-    return json_response(status, out, headers)
+    return _answer(emu, status, out, headers)
 
 
 def _take_hold(emu: DiscordEmulator, method: str, template: str, body: Any) -> Hold | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-from bot.sandbox.discord import models
+from bot.sandbox.discord import commands, models, threads
 from bot.sandbox.discord.errors import (
     DiscordHTTPError,
     invalid_form,
@@ -24,9 +24,6 @@ from bot.sandbox.discord.pipeline import ApiRequest, Reply, Route
 
 if TYPE_CHECKING:
     from bot.sandbox.discord.emulator import DiscordEmulator
-
-NONCE_WINDOW_S = 300.0  # Discord dedupes enforced nonces "within the past few minutes"
-
 
 # -- shared helpers (also used by interactions.py) ----------------------------------------------
 
@@ -165,14 +162,12 @@ def _sync(
         body = []
     if not isinstance(body, list):
         raise invalid_form("_root", "LIST_TYPE_CONVERT", "Only iterables may be used in a ListType")
+    commands.validate_commands(body)
     guild_id = emu.guild_id if "guild_id" in req.params else None
     old = {(c["name"], c.get("type", 1)): c for c in current}
     out = []
-    for index, command in enumerate(body):
-        name = command.get("name")
-        if not isinstance(name, str) or not name:
-            raise invalid_form(f"{index}.name", "BASE_TYPE_REQUIRED", "This field is required")
-        prev = old.get((name, command.get("type", 1)))
+    for command in body:
+        prev = old.get((command["name"], command.get("type", 1)))
         cid = int(prev["id"]) if prev else emu.snowflakes.next()
         out.append(
             models.app_command_payload(
@@ -204,6 +199,16 @@ async def list_guild_commands(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     return Reply(200, emu.guild_commands)
 
 
+async def get_user(emu: DiscordEmulator, req: ApiRequest) -> Reply:
+    try:
+        user = emu.user_payload(int(req.params["user_id"]))
+    except ValueError:
+        user = None
+    if user is None:
+        raise DiscordHTTPError(404, 10013, "Unknown User")
+    return Reply(200, user)
+
+
 async def get_guild_member(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     if req.params["guild_id"] != str(emu.guild_id):
         raise DiscordHTTPError(404, 10004, "Unknown Guild")
@@ -217,7 +222,40 @@ async def get_guild_member(emu: DiscordEmulator, req: ApiRequest) -> Reply:
 
 
 async def get_channel_route(emu: DiscordEmulator, req: ApiRequest) -> Reply:
-    return Reply(200, dict(get_channel(emu, req.params["channel_id"])))
+    channel = get_channel(emu, req.params["channel_id"])
+    if not emu.has_permission(
+        emu.bot_user_id, int(channel["id"]), models.PERMISSIONS["VIEW_CHANNEL"]
+    ):
+        raise DiscordHTTPError(403, 50001, "Missing Access")
+    return Reply(200, dict(channel))
+
+
+async def modify_channel(emu: DiscordEmulator, req: ApiRequest) -> Reply:
+    """Only threads are modified by the bot (reopening one); a text channel needs Manage
+    Channels, which the invite does not grant."""
+    channel = get_channel(emu, req.params["channel_id"])
+    body = req.json if isinstance(req.json, dict) else {}
+    if not threads.is_thread(channel):
+        emu.require_bot_permission(int(channel["id"]), "MANAGE_CHANNELS")
+        raise invalid_form("_root", "UNSUPPORTED", "the emulator modifies threads only")
+    return Reply(200, dict(await threads.modify_thread(emu, channel, body)))
+
+
+MAX_NONCE_LENGTH = 25
+
+
+def _nonce_key(body: Any) -> str | None:
+    """The nonce Discord deduplicates on (``enforce_nonce``), checked as Discord checks it."""
+    if not isinstance(body, dict) or body.get("nonce") is None:
+        return None
+    nonce = body["nonce"]
+    if isinstance(nonce, bool) or not isinstance(nonce, (int, str)):
+        raise invalid_form("nonce", "BASE_TYPE_REQUIRED", "Must be an integer or a string.")
+    if len(str(nonce)) > MAX_NONCE_LENGTH:
+        raise invalid_form(
+            "nonce", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_NONCE_LENGTH} or fewer in length."
+        )
+    return str(nonce)
 
 
 async def create_message(emu: DiscordEmulator, req: ApiRequest) -> Reply:
@@ -225,17 +263,28 @@ async def create_message(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     cid = int(channel["id"])
     body = req.json if req.json is not None else {}
     _send_permissions(emu, channel, bool(req.files))
-    nonce = body.get("nonce") if isinstance(body, dict) else None
+    history = models.PERMISSIONS["READ_MESSAGE_HISTORY"]
+    replying = isinstance(body, dict) and body.get("message_reference")
+    if replying and not emu.has_permission(emu.bot_user_id, cid, history):
+        raise DiscordHTTPError(
+            403, 160002, "Cannot reply without permission to read message history"
+        )
+    nonce = _nonce_key(body)
     key = (cid, emu.bot_user_id, str(nonce))
     if nonce is not None and body.get("enforce_nonce"):
+        # docs/resources/message.md: "If another message was created by the same author with
+        # the same nonce [in the past few minutes], that message will be returned". When that
+        # message has since been deleted, Discord answers 404 Unknown Message (10008).
         seen = emu.nonces.get(key)
-        if seen is not None and time.monotonic() - seen[1] < NONCE_WINDOW_S:
+        if seen is not None and time.monotonic() - seen[1] < emu.limits.nonce_window:
             existing = emu.stored.get(seen[0])
-            if existing is not None and not existing.get("_deleted"):
-                return Reply(200, response_message(existing))
+            if existing is None or existing.get("_deleted"):
+                raise unknown_message()
+            return Reply(200, response_message(existing))
+    await threads.before_send(emu, channel)
     msg = compose_message(emu, body, req.files, channel_id=cid, author_id=emu.bot_user_id)
     if nonce is not None:
-        msg["_nonce"] = nonce
+        msg["_nonce"] = body["nonce"]
         emu.nonces[key] = (int(msg["id"]), time.monotonic())
     await store_message(emu, msg)
     return Reply(200, response_message(msg))
@@ -279,6 +328,7 @@ async def edit_message(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     cid = int(channel["id"])
     msg = get_channel_message(emu, cid, req.params["message_id"])
     body = req.json if req.json is not None else {}
+    threads.before_edit(emu, channel)
     if msg["author"]["id"] != str(emu.bot_user_id):
         if set(body) - {"flags"}:
             raise DiscordHTTPError(403, 50005, "Cannot edit a message authored by another user")
@@ -313,6 +363,7 @@ async def add_reaction(emu: DiscordEmulator, req: ApiRequest) -> Reply:
     cid = int(channel["id"])
     msg = get_channel_message(emu, cid, req.params["message_id"])
     emu.require_bot_permission(cid, "ADD_REACTIONS", "READ_MESSAGE_HISTORY")
+    threads.before_edit(emu, channel)
     name = req.params["emoji_name"]
     reactions = msg.setdefault("reactions", [])
     for reaction in reactions:
@@ -365,13 +416,7 @@ async def create_thread_from_message(emu: DiscordEmulator, req: ApiRequest) -> R
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 100:
         raise invalid_form("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-    archive = body.get("auto_archive_duration") or 4320
-    if archive not in (60, 1440, 4320, 10080):
-        raise invalid_form(
-            "auto_archive_duration",
-            "BASE_TYPE_CHOICES",
-            "Value must be one of {60, 1440, 4320, 10080}.",
-        )
+    archive = threads.before_create(emu, body.get("auto_archive_duration"))
     thread_id = int(msg["id"])  # Discord: a thread started from a message shares its id
     thread = models.thread_payload(
         thread_id,
@@ -385,6 +430,7 @@ async def create_thread_from_message(emu: DiscordEmulator, req: ApiRequest) -> R
     )
     emu.channels[thread_id] = thread
     emu.channel_log[thread_id] = []
+    threads.touch(emu, thread_id)
     await emu.dispatch("THREAD_CREATE", {**thread, "newly_created": True})
     msg["thread"] = dict(thread)
     msg["flags"] |= models.FLAG_HAS_THREAD
@@ -425,8 +471,10 @@ ROUTES: list[Route] = [
     Route("GET", "/applications/{application_id}/commands", list_global_commands),
     Route("PUT", "/applications/{application_id}/guilds/{guild_id}/commands", put_guild_commands),
     Route("GET", "/applications/{application_id}/guilds/{guild_id}/commands", list_guild_commands),
+    Route("GET", "/users/{user_id}", get_user),
     Route("GET", "/guilds/{guild_id}/members/{user_id}", get_guild_member),
     Route("GET", "/channels/{channel_id}", get_channel_route),
+    Route("PATCH", "/channels/{channel_id}", modify_channel),
     Route("POST", "/channels/{channel_id}/messages", create_message),
     Route("GET", "/channels/{channel_id}/messages", list_messages),
     Route("GET", "/channels/{channel_id}/messages/{message_id}", get_message),
