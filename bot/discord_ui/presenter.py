@@ -37,6 +37,8 @@ THREAD_LOCKED = 160005
 LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
 
 
+#: A waiting status edit drops the job's texts above this many characters (see _slim).
+SLIM_ABOVE = 300
 #: Status edits in flight at once.
 EDIT_CONCURRENCY = 8
 
@@ -352,8 +354,11 @@ class DiscordPresenter:
 
 
 def _slim(job: Job) -> Job:
-    """The job without the text its status message never shows (prompts run to 4,000
-    characters): with 10,000 jobs waiting for an edit, what they hold is most of the memory."""
+    """The job without the text its status message never shows, when that text is long
+    (prompts run to 4,000 characters; with 10,000 jobs waiting for an edit, theirs would be most
+    of the memory). Short texts stay: a copy costs more CPU than they cost memory."""
+    if len(job.prompt) + len(job.final_prompt) + len(job.fail_reason) < SLIM_ABOVE:
+        return job
     return dataclasses.replace(job, prompt="", final_prompt="", fail_reason="", buttons=())
 
 

@@ -37,6 +37,8 @@ def _dump_buttons(buttons: tuple[Button, ...]) -> str:
 
 
 def _load_buttons(text: str) -> tuple[Button, ...]:
+    if not text or text == "[]":  # most rows (every unfinished job): skip the JSON parser
+        return ()
     return tuple(
         Button(
             custom_id=str(item["custom_id"]),
@@ -288,7 +290,7 @@ class SqlJobRepository:
                 "b_progress": job.progress,
                 "b_image_url": job.image_url,
                 "b_final_prompt": job.final_prompt,
-                "b_buttons": _dump_buttons(job.buttons),
+                "b_buttons": _dump_buttons(job.buttons) if job.buttons else "[]",
                 "b_updated_at": job.updated_at,
             }
             for job in batch
