@@ -46,7 +46,7 @@ from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
 from bot.core.pacing import MAX_BACKOFF, MIN_REQUESTS_PER_SECOND, OutageNotices, Pacer, Sleep
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
-from bot.core.watchlist import Absorber, LedgerTrackingStore, TrackingStore
+from bot.core.watchlist import Absorber, LedgerTrackingStore, TrackingStore, WatchedView
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ class Tracker:
         self._cursor = 0  # the last job id polled; the next cycle starts after it
         self._outage_shown: datetime | None = None  # the outage members were told about
         self.tracked = 0  # unfinished jobs seen by the last cycle
+        self._view = WatchedView(self.store)
 
     # --- the public surface -----------------------------------------------------------------
 
@@ -200,7 +201,7 @@ class Tracker:
 
     async def poll_once(self) -> None:
         """One tracking cycle over all unfinished jobs: one request per chunk, paced."""
-        watched = await self.store.watched()
+        watched = await self._view.read()
         self.tracked = len(watched)
         self._absorber.forget_all_but(watched)
         # Rotate so that a cycle cut short by a 429 resumes after the last job it reached.

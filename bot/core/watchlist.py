@@ -26,6 +26,8 @@ from bot.core.ports import Clock
 
 log = logging.getLogger(__name__)
 
+#: An unchanged view of the unfinished jobs is still read in full every this many cycles.
+FULL_READ_EVERY = 10
 #: Status changes applied at once (each is a compare-and-set, and a finish post may follow).
 APPLY_CONCURRENCY = 16
 
@@ -50,6 +52,11 @@ class TrackingStore(Protocol):
 
     async def many(self, job_ids: Sequence[int]) -> list[Job]:
         """Full jobs by id, in one read (missing ids are absent)."""
+        ...
+
+    async def watched_version(self) -> tuple[int, ...]:
+        """A cheap fingerprint of what `watched` would return (computed by the database): when
+        it is unchanged, so is the view, but for a coincidence a periodic full read corrects."""
         ...
 
     async def overdue(self, created_before: datetime) -> list[int]:
@@ -81,6 +88,7 @@ class LedgerTrackingStore:
 
     def __init__(self, ledger: Ledger) -> None:
         self._ledger = ledger
+        self._reads = 0
 
     async def watched(self) -> list[Watched]:
         """Every unfinished job with a task id, oldest first."""
@@ -95,6 +103,11 @@ class LedgerTrackingStore:
         """Jobs by id, one read each."""
         found = [await self._ledger.repo.get(i) for i in job_ids]
         return [j for j in found if j is not None]
+
+    async def watched_version(self) -> tuple[int, ...]:
+        """No cheap fingerprint here: a new one every time (the view is always read)."""
+        self._reads += 1
+        return (self._reads,)
 
     async def overdue(self, created_before: datetime) -> list[int]:
         """Ids of unfinished jobs created before the time."""
@@ -118,6 +131,27 @@ class LedgerTrackingStore:
                 )
 
             await self._ledger.update(new.id, change)
+
+
+class WatchedView:
+    """The unfinished jobs as the last cycle read them, kept while the database's fingerprint of
+    them is unchanged (an idle cycle reads one row, not 10,000); read afresh otherwise, and at
+    least every FULL_READ_EVERY cycles."""
+
+    def __init__(self, store: TrackingStore) -> None:
+        self._store = store
+        self._view: list[Watched] = []
+        self._version: tuple[int, ...] = ()
+        self._since_full = 0
+
+    async def read(self) -> list[Watched]:
+        """The view, in id order."""
+        version = await self._store.watched_version()
+        self._since_full += 1
+        if version != self._version or self._since_full >= FULL_READ_EVERY:
+            self._view = await self._store.watched()
+            self._version, self._since_full = version, 0
+        return self._view
 
 
 class Absorber:

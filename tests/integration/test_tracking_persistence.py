@@ -212,3 +212,30 @@ async def test_progress_is_one_write_per_chunk_not_one_per_job(storage: Storage)
     calls.clear()
     await t.poll_once()  # nothing changed: no writes, no reads of full rows
     assert calls == []
+
+
+async def test_the_watched_fingerprint_moves_with_every_change_a_cycle_cares_about(
+    storage: Storage,
+) -> None:
+    repo = storage.jobs
+    a = await repo.add(make_job(task_id="a", status=JobStatus.QUEUED, progress=0))
+    b = await repo.add(make_job(task_id="b", status=JobStatus.IN_PROGRESS, progress=10))
+    seen = {await repo.watched_version()}
+    assert await repo.watched_version() in seen  # nothing changed: the same
+
+    async def changed() -> bool:
+        version = await repo.watched_version()
+        new = version not in seen
+        seen.add(version)
+        return new
+
+    await repo.save_progress([dataclasses.replace(b, progress=20)])
+    assert await changed()  # progress
+    await repo.save(dataclasses.replace(a, status=JobStatus.SUBMITTED))
+    assert await changed()  # a status
+    c = await repo.add(make_job(task_id=None, status=JobStatus.SUBMITTING))
+    assert not await changed()  # no task id yet: not watched
+    await repo.save(dataclasses.replace(c, task_id="c", status=JobStatus.QUEUED))
+    assert await changed()  # joined
+    await repo.save(dataclasses.replace(b, status=JobStatus.SUCCEEDED, progress=100))
+    assert await changed()  # left

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -241,6 +241,21 @@ class SqlJobRepository:
             rows = (await conn.execute(query)).all()
         statuses = {s.value: s for s in JobStatus}
         return [Watched(i, t, statuses[s], p) for i, t, s, p in rows]
+
+    async def watched_version(self) -> tuple[int, ...]:
+        """A fingerprint of the watched view, aggregated in the database (one row back): the
+        count and id sum change when a job joins or leaves it, the progress sum when progress
+        moves, the sum of id × status length when a status changes (the five unfinished
+        statuses have five different lengths)."""
+        query = select(
+            func.count(jobs.c.id),
+            func.coalesce(func.sum(jobs.c.id), 0),
+            func.coalesce(func.sum(jobs.c.progress), 0),
+            func.coalesce(func.sum(jobs.c.id * func.length(jobs.c.status)), 0),
+        ).where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
+        async with self._begin() as conn:
+            row = (await conn.execute(query)).one()
+        return tuple(int(v) for v in row)
 
     async def overdue(self, created_before: datetime) -> list[int]:
         """Ids of unfinished jobs with a task id created before the given time."""
