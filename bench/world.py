@@ -56,8 +56,10 @@ def most_in_window(times: list[float], span: float = 1.0) -> int:
 class World:
     """One emulator, one simulator, one database, one bot process."""
 
-    def __init__(self, *, profile: str = "upstream", auto_advance: bool = False) -> None:
-        self.emu = DiscordEmulator()
+    def __init__(
+        self, *, profile: str = "upstream", auto_advance: bool = False, rate_limits: bool = True
+    ) -> None:
+        self.emu = DiscordEmulator(rate_limits=rate_limits)
         self.sim = MjProxySimulator(
             profile=profile,  # type: ignore[arg-type]
             api_key="bench-key",

@@ -60,7 +60,7 @@ CALLBACK_POLL_FACTOR = 5
 #: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
 MAX_PENDING_HINTS = 10_000
 #: Outcomes posted at once (the observer paces Discord traffic itself).
-POST_CONCURRENCY = 16
+POST_CONCURRENCY = 32
 #: Updates applied at once (each is a few database round trips).
 APPLY_CONCURRENCY = 16
 #: Chunks being absorbed while the cycle requests the next ones.
