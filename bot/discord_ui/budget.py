@@ -22,6 +22,8 @@ from collections import deque
 #: Discord's global limit is 50/s; we stay at 45 in any window of this many seconds. The extra
 #: 50 ms absorbs jitter between our clock and the moment a request reaches Discord.
 WINDOW_SECONDS = 1.05
+#: Spread calls at this fraction of the average gap (see SlidingWindow).
+SPREAD = 0.9
 
 
 class SlidingWindow:
@@ -30,8 +32,9 @@ class SlidingWindow:
     Calls are booked in time order (each at or after the previous one), and each at least
     `span` after the call `limit` places before it: any `limit + 1` consecutive calls then
     span at least `span` seconds, so no window of `span` seconds holds more than `limit`.
-    With `spread`, calls are also at least `span / limit` apart: a burst goes out evenly
-    instead of all at once, so a little jitter on the way cannot crowd one second.
+    With `spread`, calls are also at least SPREAD × `span / limit` apart: a burst goes out
+    evenly instead of all at once, so a little jitter on the way cannot crowd one second (the
+    gap is a little shorter than the average, so that callers waking late do not lose slots).
     """
 
     __slots__ = ("gap", "limit", "span", "times")
@@ -41,7 +44,7 @@ class SlidingWindow:
             raise ValueError("a window needs a positive limit and span")
         self.limit = limit
         self.span = span
-        self.gap = span / limit if spread else 0.0
+        self.gap = SPREAD * span / limit if spread else 0.0
         self.times: deque[float] = deque()
 
     def earliest(self, now: float, limit: int | None = None) -> float:

@@ -12,8 +12,9 @@ The lane, per client:
 - sees every interaction arrive (an `on_interaction` listener) and keeps those not yet
   acknowledged (`interaction.response.is_done()` false, and younger than 3 s);
 - admits post-defer work only while none is waiting for its acknowledgement and none arrived
-  in the last QUIET seconds (a burst is served first), and at most `size` commands at once; a
-  command holds its place until its task ends;
+  in the last QUIET seconds (a burst is served first), or once the oldest waiting command has
+  waited MAX_HOLD (so a server that is never quiet still gets its work done), and at most
+  `size` commands at once; a command holds its place until its task ends;
 - admits in arrival order (FIFO), so no command starves.
 
 A command calls `await after_defer(interaction)` right after its defer; that is all the wiring a
@@ -42,7 +43,10 @@ RECHECK = 0.005
 ACK_WINDOW = 3.0
 #: Work starts only once no interaction has arrived for this long: within a burst the next
 #: interaction is usually already on its way, and the work would slow its acknowledgement.
-QUIET = 0.05
+QUIET = 0.15
+#: But no command waits longer than this for a quiet moment (a busy server may never have one):
+#: past it, the oldest waiting command goes whatever is pending.
+MAX_HOLD = 1.0
 
 
 class WorkLane:
@@ -51,7 +55,8 @@ class WorkLane:
     def __init__(self, size: int = LANE_SIZE) -> None:
         self.size = size
         self._running = 0
-        self._queue: collections.deque[asyncio.Future[None]] = collections.deque()
+        # (admission, monotonic time it began waiting), oldest first
+        self._queue: collections.deque[tuple[asyncio.Future[None], float]] = collections.deque()
         self._unacked: dict[int, tuple[discord.Interaction[Any], float]] = {}
         self._pump: asyncio.Task[None] | None = None
         self._kick = asyncio.Event()
@@ -84,7 +89,7 @@ class WorkLane:
             self._running += 1
             return
         admitted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queue.append(admitted)
+        self._queue.append((admitted, time.monotonic()))
         self._start_pump()
         try:
             await admitted
@@ -104,11 +109,12 @@ class WorkLane:
 
     async def _admit(self) -> None:
         while self._queue:
-            if (hold := self.busy()) > 0:
-                await asyncio.sleep(hold)
+            waited = time.monotonic() - self._queue[0][1]
+            if (hold := self.busy()) > 0 and waited < MAX_HOLD:
+                await asyncio.sleep(min(hold, MAX_HOLD - waited))
                 continue
             while self._queue and self._running < self.size:
-                waiter = self._queue.popleft()
+                waiter, _ = self._queue.popleft()
                 if waiter.done():  # its command was cancelled while it waited
                     continue
                 self._running += 1

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
+from bot.discord_ui import worklane
 from bot.discord_ui.worklane import WorkLane
 
 
@@ -91,3 +94,15 @@ async def test_a_cancelled_waiter_does_not_leak_its_place() -> None:
 
     await asyncio.wait_for(command(), 1)
     assert results == ["in"]
+
+
+async def test_a_server_that_is_never_quiet_still_gets_its_work_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(worklane, "MAX_HOLD", 0.3)
+    lane = WorkLane(size=4)
+    stuck = FakeInteraction(1)  # never acknowledged (it will expire only after 3 s)
+    await lane.arrived(stuck)  # type: ignore[arg-type]
+    started = asyncio.get_running_loop().time()
+    await asyncio.wait_for(lane.enter(), 2)
+    assert 0.25 <= asyncio.get_running_loop().time() - started < 1.5
