@@ -17,10 +17,19 @@ def main(argv: list[str] | None = None) -> int:
         "command",
         nargs="?",
         default="run",
-        choices=["run", "check", "demo"],
-        help="run the bot (default), check the configuration, or play the offline demo",
+        choices=["run", "check", "demo", "sync"],
+        help="run the bot (default), check the configuration, play the offline demo, or sync "
+        "the slash commands to Discord now (start-up syncs only when they changed)",
+    )
+    parser.add_argument(
+        "--guild",
+        type=int,
+        metavar="ID",
+        help="with sync: sync to this server only (instant), instead of DEV_GUILD_ID or globally",
     )
     args = parser.parse_args(argv)
+    if args.guild is not None and args.command != "sync":
+        parser.error("--guild goes with the sync command")
     if args.command == "demo":
         from bot.sandbox.demo import main as demo_main  # the sandbox is only loaded for the demo
 
@@ -45,6 +54,11 @@ def main(argv: list[str] | None = None) -> int:
         from bot.check import run_checks
 
         return 0 if asyncio.run(run_checks(settings)) else 1
+    if args.command == "sync":
+        if args.guild is not None:
+            settings = settings.model_copy(update={"dev_guild_id": args.guild})
+        asyncio.run(app.sync(settings))
+        return 0
     try:
         asyncio.run(app.run(settings))
     except KeyboardInterrupt:

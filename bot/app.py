@@ -49,8 +49,10 @@ class Application:
         guild_ready_timeout: float = 2.0,
         web_host: str = "0.0.0.0",
         min_edit_interval: float = 3.0,
+        sync_only: bool = False,
     ) -> None:
         self.settings = settings
+        self._sync_only = sync_only  # `python -m bot sync`: log in, sync, return
         self._guild_ready_timeout = guild_ready_timeout
         self._web_host = web_host
         self._min_edit_interval = min_edit_interval
@@ -78,11 +80,19 @@ class Application:
             chunk_size=s.mj_chunk_size,
         )
         # The emulator or a Discord REST proxy serves attachments from its own host too.
-        files = HttpImages(self.session, extra_hosts=[URL(s.discord_api_base).host or ""])
+        files = HttpImages(
+            self.session,
+            extra_hosts=[URL(s.discord_api_base).host or ""],
+            max_pixels=s.max_reference_pixels,
+        )
         clock = SystemClock()
         ledger = Ledger(self.storage.jobs)
         self.bot = bot = MjcordBot(
-            dev_guild_id=s.dev_guild_id, guild_ready_timeout=self._guild_ready_timeout
+            cogs=lambda: cogs,  # built below: they need the bot, the presenter and the gate
+            dev_guild_id=s.dev_guild_id,
+            guild_ready_timeout=self._guild_ready_timeout,
+            sync_record=self.storage.command_sync,
+            force_sync=self._sync_only,
         )
         attach_work_lane(bot)  # post-defer work waits for pending acknowledgements
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
@@ -112,20 +122,21 @@ class Application:
             callbacks=notify_hook is not None,
         )
         actions = ActionService(self.api, ledger, gate, clock, notify_hook=notify_hook)
-        bot._initial_cogs += [
+        cogs = [
             FollowUpCog(actions, service),
-            DescribeBlendCog(service, files, max_reference_bytes=s.max_reference_bytes),
-        ]
-        bot._initial_cogs.append(
+            DescribeBlendCog(
+                service,
+                files,
+                max_reference_bytes=s.max_reference_bytes,
+                server_modes=gate.default_mode,
+            ),
             ImagineCog(
                 service,
                 files,
                 presenter,
                 max_reference_bytes=s.max_reference_bytes,
                 server_modes=gate.default_mode,
-            )
-        )
-        bot._initial_cogs += [
+            ),
             QuotaCog(moderation),
             ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
         ]
@@ -135,6 +146,11 @@ class Application:
             callback_secret=secret if notify_hook else None,
             on_callback=self.tracker.hint,
         )
+        if self._sync_only:
+            # Logging in runs setup_hook, which syncs; no gateway session (it would receive the
+            # running bot's interactions), no web server (its port is taken), no tracker.
+            await bot.login(s.discord_token.get_secret_value())
+            return
         await self.web.start(self._web_host, s.port)
         bot_task = asyncio.create_task(bot.start(s.discord_token.get_secret_value()))
         self._tasks.append(bot_task)
@@ -200,5 +216,15 @@ async def run(settings: Settings) -> None:
     try:
         await app.start()
         await app.wait()
+    finally:
+        await app.stop()
+
+
+async def sync(settings: Settings) -> None:
+    """`python -m bot sync`: sync the slash commands whether or not they changed, beside a
+    running bot if there is one."""
+    app = Application(settings, sync_only=True)
+    try:
+        await app.start()
     finally:
         await app.stop()

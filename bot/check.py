@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import aiohttp
 
-from bot.adapters.mj_client import MjClient
+from bot.adapters.mj import MjClient
 from bot.adapters.storage import open_storage
 from bot.core.errors import ApiError
 from bot.settings import Settings

@@ -39,6 +39,8 @@ EXPECTED = {
     "MJ_TASK_TIMEOUT": "minutes after which an unfinished job fails, a number above 0",
     "MJ_CHUNK_SIZE": "task ids per list-by-condition request, 1-1000",
     "MAX_REFERENCE_MB": "the largest reference image in MB, a number above 0",
+    "MAX_REFERENCE_MEGAPIXELS": "the most pixels a reference image may have, in millions, "
+    "a number above 0 (e.g. 50)",
     "PUBLIC_BASE_URL": "the bot's public http(s) URL for API callbacks "
     "(e.g. https://mjcord.example.com), or empty to poll only",
     "WEBHOOK_SECRET": "at least 16 characters of letters, digits, '-' or '_' "
@@ -71,6 +73,7 @@ class Settings(BaseSettings):
     mj_task_timeout: Annotated[float, Field(gt=0)] = 15.0
     mj_chunk_size: Annotated[int, Field(ge=1, le=1000)] = 100
     max_reference_mb: Annotated[float, Field(gt=0)] = 10.0
+    max_reference_megapixels: Annotated[float, Field(gt=0)] = 50.0
     public_base_url: AnyHttpUrl | None = None
     webhook_secret: SecretStr | None = Field(default=None, validate_default=True)
 
@@ -142,6 +145,11 @@ class Settings(BaseSettings):
     def max_reference_bytes(self) -> int:
         """MAX_REFERENCE_MB in bytes."""
         return int(self.max_reference_mb * 1024 * 1024)
+
+    @property
+    def max_reference_pixels(self) -> int:
+        """MAX_REFERENCE_MEGAPIXELS in pixels (width × height)."""
+        return int(self.max_reference_megapixels * 1_000_000)
 
 
 def load_settings(

@@ -13,7 +13,8 @@ import aiohttp
 from PIL import Image
 from yarl import URL
 
-from bot.core.errors import DownloadError, Unavailable
+from bot.core.errors import Unavailable
+from bot.core.images import DEFAULT_MAX_PIXELS, AttachmentFault, image_size, pixel_problem
 
 log = logging.getLogger(__name__)
 
@@ -30,29 +31,46 @@ class HttpImages:
         *,
         extra_hosts: Iterable[str] = (),
         timeout: float = 20.0,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
     ) -> None:
         self._session = session
         self._hosts = frozenset(h.lower() for h in (*DISCORD_CDN_HOSTS, *extra_hosts) if h)
+        self._seconds = timeout
         self._timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=5)
+        self.max_pixels = max_pixels
 
     async def fetch_reference(self, url: str, max_bytes: int) -> bytes:
-        """GET an attachment from an allowed host; redirects are not followed."""
+        """GET an attachment from an allowed host; redirects are not followed.
+
+        Raises `AttachmentFault` saying what went wrong (the caller names the option and the
+        file). An image whose header declares more than `max_pixels` is refused as soon as
+        the header has arrived: the rest is never downloaded, and nothing is submitted.
+        """
         host = (URL(url).host or "").lower()
         if host not in self._hosts:
-            raise DownloadError(
+            raise AttachmentFault(
                 f"attachment host {host!r} not allowed",
-                member_message="That attachment is not on Discord's CDN, so I cannot use it.",
+                problem="is not on Discord's CDN, so I can't use it.",
             )
         try:
-            return await self._get(url, max_bytes, allow_redirects=False)
+            return await self._get(
+                url, max_bytes, allow_redirects=False, max_pixels=self.max_pixels
+            )
         except _TooBig as exc:
-            raise DownloadError(str(exc), member_message="That attachment is too large.") from None
-        except (aiohttp.ClientError, TimeoutError, _BadStatus, RuntimeError) as exc:
+            raise AttachmentFault(str(exc), problem=exc.problem) from None
+        except _BadStatus as exc:
+            raise AttachmentFault(str(exc), problem=exc.problem) from None
+        except TimeoutError:
+            raise AttachmentFault(
+                f"attachment download timed out after {self._seconds:g} s",
+                problem=f"took longer than {self._seconds:g} s to download. Please try again.",
+            ) from None
+        except (aiohttp.ClientError, RuntimeError) as exc:
             # aiohttp raises a bare RuntimeError("Connection closed.") when the connection or
             # session closes mid-read.
-            raise DownloadError(
+            raise AttachmentFault(
                 f"attachment download failed: {exc!r}",
-                member_message="I could not download that attachment; please upload it again.",
+                problem="could not be downloaded. Please upload it again.",
             ) from None
 
     async def download(self, url: str) -> bytes:
@@ -66,28 +84,71 @@ class HttpImages:
         """A JPEG rendition within max_bytes, scaling down until it fits (CPU work: a thread)."""
         return await asyncio.to_thread(_shrink, data, max_bytes)
 
-    async def _get(self, url: str, max_bytes: int, *, allow_redirects: bool) -> bytes:
+    async def _get(
+        self, url: str, max_bytes: int, *, allow_redirects: bool, max_pixels: int | None = None
+    ) -> bytes:
         async with self._session.get(
             url, timeout=self._timeout, allow_redirects=allow_redirects
         ) as response:
             if response.status != 200:
-                raise _BadStatus(f"HTTP {response.status} from {URL(url).host}")
-            if (response.content_length or 0) > max_bytes:
-                raise _TooBig(f"{response.content_length} bytes > {max_bytes}")
+                raise _BadStatus(response.status, URL(url).host or "")
+            declared = response.content_length or 0
+            if declared > max_bytes:
+                raise _TooBig(
+                    f"{declared} bytes > {max_bytes}",
+                    problem=f"is {_mb(declared)} MB; the limit is {_mb(max_bytes)} MB.",
+                )
             buffer = bytearray()
+            sized = max_pixels is None
             async for chunk in response.content.iter_chunked(64 * 1024):
                 buffer += chunk
                 if len(buffer) > max_bytes:
-                    raise _TooBig(f"more than {max_bytes} bytes")
+                    raise _TooBig(
+                        f"more than {max_bytes} bytes (declared {declared})",
+                        problem=f"is larger than the limit of {_mb(max_bytes)} MB.",
+                    )
+                if not sized and max_pixels is not None:
+                    sized = _check_pixels(bytes(buffer), max_pixels)
             return bytes(buffer)
 
 
+def _check_pixels(head: bytes, max_pixels: int) -> bool:
+    """True once the header's size is known and allowed; raises when it is over the cap."""
+    if image_size(head) is None:
+        return False  # not read yet (or not an image: check_reference says so by name)
+    problem = pixel_problem(head, max_pixels)
+    if problem is not None:
+        raise _TooBig(
+            f"declared dimensions {image_size(head)} > {max_pixels} pixels", problem=problem
+        )
+    return True
+
+
+def _mb(size: int) -> str:
+    text = f"{size / (1024 * 1024):.1f}"
+    return text[:-2] if text.endswith(".0") else text
+
+
 class _BadStatus(Exception):
-    pass
+    def __init__(self, status: int, host: str) -> None:
+        super().__init__(f"HTTP {status} from {host}")
+        if 300 <= status < 400:
+            self.problem = (
+                "is not on Discord's CDN (its link redirects elsewhere), so I can't use it."
+            )
+        elif status in (403, 404, 410):
+            self.problem = "is no longer on Discord's CDN. Please attach it again."
+        else:
+            self.problem = (
+                f"could not be downloaded (Discord's CDN answered HTTP {status}). "
+                "Please try again in a minute."
+            )
 
 
 class _TooBig(Exception):
-    pass
+    def __init__(self, detail: str, *, problem: str) -> None:
+        super().__init__(detail)
+        self.problem = problem
 
 
 def _shrink(data: bytes, max_bytes: int) -> bytes | None:

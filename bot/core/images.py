@@ -12,10 +12,23 @@ import base64
 import re
 import struct
 
-from bot.core.errors import ImageRejected
+from bot.core.errors import DownloadError, ImageRejected
 from bot.core.jobs import ReferenceImage
 
-__all__ = ["ACCEPTED_TYPES", "check_reference", "safe_filename", "sniff", "to_data_uri"]
+__all__ = [
+    "ACCEPTED_TYPES",
+    "DEFAULT_MAX_PIXELS",
+    "AttachmentFault",
+    "check_reference",
+    "image_size",
+    "pixel_problem",
+    "safe_filename",
+    "sniff",
+    "to_data_uri",
+]
+
+#: MAX_REFERENCE_MEGAPIXELS' default: 50 million pixels (e.g. 7071×7071).
+DEFAULT_MAX_PIXELS = 50_000_000
 
 #: The MIME types we send, in the order members read them in messages.
 ACCEPTED_TYPES = ("image/png", "image/jpeg", "image/webp", "image/gif")
@@ -127,7 +140,8 @@ def check_reference(option: str, filename: str, data: bytes, *, max_bytes: int) 
     """Accept an attachment as a reference image, or raise `ImageRejected` naming option and file.
 
     Checks, in order: not empty; not over `max_bytes`; a PNG, JPEG, WebP or GIF by its bytes
-    (never by its name or declared type); not cut off.
+    (never by its name or declared type); not cut off; a size readable from its header (the
+    pixel cap itself is applied while downloading, see `pixel_problem`).
     """
     shown = safe_filename(filename)
     where = f"{option}: `{shown}`"
@@ -158,7 +172,115 @@ def check_reference(option: str, filename: str, data: bytes, *, max_bytes: int) 
             f"{option}: {mime} of {len(data)} bytes is truncated",
             member_message=f"{where} is incomplete (the file was cut off). Please upload it again.",
         )
+    if image_size(data) is None:  # whole, but no size we can read: not an image we can vouch for
+        raise ImageRejected(
+            f"{option}: {mime} without a readable size",
+            member_message=f"{where} has no readable image size (the file may be damaged). "
+            "Please upload it again.",
+        )
     return ReferenceImage(option=option, filename=filename, content_type=mime, data=data)
+
+
+class AttachmentFault(DownloadError):
+    """An attachment that could not be used, said without its name: `problem` is a predicate
+    ("is not on Discord's CDN", "is 12 MB; the limit is 10 MB") that the caller puts after
+    the option and the file it knows (`image2: `cat.png` is …`)."""
+
+    def __init__(self, detail: str, *, problem: str) -> None:
+        super().__init__(detail, member_message=f"That attachment {problem}")
+        self.problem = problem
+
+    def named(self, option: str, filename: str) -> DownloadError:
+        """The same failure, naming the option and the file for the member."""
+        return DownloadError(
+            f"{option}: {self.detail}",
+            member_message=f"{option}: `{safe_filename(filename)}` {self.problem}",
+        )
+
+
+# JPEG start-of-frame markers (they carry the size): C0–CF except DHT (C4), JPG (C8), DAC (CC).
+_JPEG_SOF = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
+# Markers without a length field: TEM, RST0–7, SOI, EOI.
+_JPEG_STANDALONE = frozenset({0x01, *range(0xD0, 0xDA)})
+
+
+def image_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) as the file's header declares them, or None when it can't be read.
+
+    Only headers are read (PNG's IHDR, GIF's logical screen, WebP's VP8/VP8L/VP8X chunk,
+    JPEG's start-of-frame segment); nothing is decoded, so a decompression bomb costs nothing.
+    """
+    mime = sniff(data)
+    if mime == "image/png" and len(data) >= 24 and data[12:16] == b"IHDR":
+        width, height = struct.unpack_from(">II", data, 16)
+        return int(width), int(height)
+    if mime == "image/gif" and len(data) >= 10:
+        width, height = struct.unpack_from("<HH", data, 6)
+        return int(width), int(height)
+    if mime == "image/webp":
+        return _webp_size(data)
+    if mime == "image/jpeg":
+        return _jpeg_size(data)
+    return None
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    chunk = data[12:16]
+    if chunk == b"VP8X" and len(data) >= 30:  # canvas size minus one, 24 bits each
+        width = int.from_bytes(data[24:27], "little") + 1
+        return width, int.from_bytes(data[27:30], "little") + 1
+    if chunk == b"VP8 " and len(data) >= 30 and data[23:26] == b"\x9d\x01\x2a":
+        width, height = struct.unpack_from("<HH", data, 26)  # 14 bits each, 2 bits of scale
+        return int(width) & 0x3FFF, int(height) & 0x3FFF
+    if chunk == b"VP8L" and len(data) >= 25 and data[20] == 0x2F:
+        bits = int.from_bytes(data[21:25], "little")  # 14 bits width-1, 14 bits height-1
+        return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    return None
+
+
+def _jpeg_size(data: bytes) -> tuple[int, int] | None:
+    pos = 2
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        length = int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if length < 2:
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 9 > len(data):
+                return None
+            height, width = struct.unpack_from(">HH", data, pos + 5)
+            return int(width), int(height)
+        pos += 2 + length
+    return None
+
+
+def pixel_problem(data: bytes, max_pixels: int) -> str | None:
+    """Why the image's declared dimensions are refused (a member sentence's predicate), or
+    None when they are within `max_pixels`. Unreadable dimensions are refused too: they are
+    what a crafted file would hide behind."""
+    size = image_size(data)
+    if size is None or 0 in size:
+        return "has no readable image size (the file may be damaged). Please upload it again."
+    width, height = size
+    if width * height > max_pixels:
+        return (
+            f"is {width}×{height} pixels ({_megapixels(width * height)} megapixels); "
+            f"the limit is {_megapixels(max_pixels)} megapixels."
+        )
+    return None
+
+
+def _megapixels(pixels: int) -> str:
+    text = f"{pixels / 1_000_000:.1f}"
+    return text[:-2] if text.endswith(".0") else text
 
 
 def to_data_uri(image: ReferenceImage) -> str:

@@ -32,13 +32,20 @@ class Code:
 
 
 @dataclass(frozen=True, slots=True)
+class Codes:
+    """Several such texts, shown as a list of inert code spans (`--zz`, `--yy`)."""
+
+    texts: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class UserRef:
     """A member, shown as a mention (messages are sent with pings disabled)."""
 
     user_id: int
 
 
-Param = str | int | float | Stamp | Code | UserRef
+Param = str | int | float | Stamp | Code | Codes | UserRef
 
 
 @dataclass(frozen=True, slots=True)

@@ -98,6 +98,11 @@ class ImageApi(Protocol):
         lacks it). Ids the API does not know are simply absent from the answer."""
         ...
 
+    async def find_by_state(self, state: str) -> TaskSnapshot | None:
+        """The task whose `state` field equals `state`, or None when the server holds none.
+        Raises bot.core.errors.Unsupported when the server offers no way to look (aggregators)."""
+        ...
+
 
 class JobRepository(Protocol):
     """The durable job ledger. Writes are atomic per call."""

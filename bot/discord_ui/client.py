@@ -1,22 +1,33 @@
-"""The Bot subclass: endpoints, start-up wiring (setup_hook) and the command sync policy."""
+"""The Bot subclass: endpoints, start-up wiring (setup_hook), the command sync policy, and the
+fallback that answers every interaction nothing else answered."""
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import json
 import logging
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
 
 import discord
 import discord.gateway
 import discord.http
 import yarl
+from discord import app_commands
 from discord.ext import commands
 
+from bot.core.followups import recognised
 from bot.discord_ui.i18n import CommandTranslator
-from bot.discord_ui.tree import MjcordTree
-from bot.discord_ui.views import ButtonHandler, ContinueButton, JobButton
+from bot.discord_ui.tree import MjcordTree, tell
+from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
 
 log = logging.getLogger(__name__)
+
+#: Answers of the fallback, by what was left unanswered.
+UNKNOWN_BUTTON = "I don't recognise this button; it may be from an older message. Please try again."
+EXPIRED_FORM = "This form has expired (I may have restarted). Please press the button again."
+NOT_ANSWERED = "I could not handle that; please try again."
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -33,15 +44,34 @@ discord.VoiceClient.warn_nacl = False
 discord.VoiceClient.warn_dave = False
 
 
+class SyncRecord(Protocol):
+    """Where the hash of the last synced command payload is kept (the database)."""
+
+    async def synced_hash(self, scope: str) -> str | None:
+        """The hash recorded for `scope` ("global" or "guild:<id>"), or None."""
+        ...
+
+    async def record_sync(self, scope: str, payload_hash: str) -> None:
+        """Remember that `scope` now holds the commands hashing to `payload_hash`."""
+        ...
+
+
+#: The cogs, or a function returning them; it runs in `setup_hook`, so cogs may depend on
+#: objects built after the bot (the presenter, the log-channel mirror).
+Cogs = Sequence[commands.Cog] | Callable[[], Sequence[commands.Cog]]
+
+
 class MjcordBot(commands.Bot):
     """The bot: cogs are handed in by the composition root and added in `setup_hook`."""
 
     def __init__(
         self,
         *,
-        cogs: Sequence[commands.Cog] = (),
+        cogs: Cogs = (),
         dev_guild_id: int | None = None,
         guild_ready_timeout: float = 2.0,
+        sync_record: SyncRecord | None = None,
+        force_sync: bool = False,
     ) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
@@ -51,32 +81,105 @@ class MjcordBot(commands.Bot):
             guild_ready_timeout=guild_ready_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
         )
-        self._initial_cogs = list(cogs)
+        self.cogs_to_add = cogs
         self.dev_guild_id = dev_guild_id
-        self.button_handler: ButtonHandler | None = None
+        self.sync_record = sync_record
+        self.force_sync = force_sync
 
     async def setup_hook(self) -> None:
-        """Add the cogs and restart-proof buttons, then sync the slash commands."""
-        for cog in self._initial_cogs:
+        """Add the cogs and restart-proof buttons, then sync the slash commands if changed."""
+        cogs = self.cogs_to_add() if callable(self.cogs_to_add) else self.cogs_to_add
+        for cog in cogs:
             await self.add_cog(cog)
-            if hasattr(cog, "on_job_button"):
-                self.button_handler = cog  # type: ignore[assignment]
         self.add_dynamic_items(JobButton, ContinueButton)
         # Before the sync: the translator's localisations are part of the synced payload.
         await self.tree.set_translator(CommandTranslator())
-        await self.sync_commands()
+        await self.sync_commands(force=self.force_sync)
 
-    async def sync_commands(self) -> list[Any]:
-        """Sync to DEV_GUILD_ID when set (instant), else globally (may take Discord a while)."""
-        if self.dev_guild_id:
-            guild = discord.Object(self.dev_guild_id)
+    async def command_payload(self, guild: discord.abc.Snowflake | None) -> list[dict[str, Any]]:
+        """What `tree.sync` sends for this scope, localisations included (as `tree.sync` builds
+        it: `get_translated_payload` when a translator is set, else `to_dict`)."""
+        commands = self.tree.get_commands(guild=guild)
+        translator = self.tree.translator
+        if translator is None:
+            return [command.to_dict(self.tree) for command in commands]
+        return [await command.get_translated_payload(self.tree, translator) for command in commands]
+
+    async def sync_commands(self, *, force: bool = False) -> list[app_commands.AppCommand] | None:
+        """Sync to DEV_GUILD_ID when set (instant), else globally (may take Discord a while).
+
+        discord.py's guidance is to sync only when the commands change (syncing is rate
+        limited and global changes take time to spread): the payload's hash is kept in the
+        database, and an unchanged tree is not synced again unless `force`
+        (`python -m bot sync`). Returns None when nothing was synced.
+        """
+        guild = discord.Object(self.dev_guild_id) if self.dev_guild_id else None
+        if guild is not None:
             self.tree.copy_global_to(guild=guild)
-            synced = await self.tree.sync(guild=guild)
-        else:
-            synced = await self.tree.sync()
-        log.info(
-            "synced %d slash commands%s",
-            len(synced),
-            " to the dev guild" if self.dev_guild_id else "",
+        scope = f"guild:{guild.id}" if guild is not None else "global"
+        payload = json.dumps(
+            [self.application_id, await self.command_payload(guild)], sort_keys=True, default=str
         )
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        recorded = None if self.sync_record is None else await self.sync_record.synced_hash(scope)
+        if not force and recorded == digest:
+            log.info("slash commands unchanged since the last sync (%s); not syncing", scope)
+            return None
+        synced = await self.tree.sync(guild=guild)
+        if self.sync_record is not None:
+            await self.sync_record.record_sync(scope, digest)
+        log.info("synced %d slash commands (%s)", len(synced), scope)
         return synced
+
+    async def on_interaction(self, interaction: discord.Interaction[MjcordBot]) -> None:
+        """Answer, with a sentence, a component or modal interaction nothing else will answer.
+
+        discord.py drops these silently (ui/view.py `ViewStore.dispatch_view`: no item for the
+        custom id; `schedule_dynamic_item_call`: no message or the component is not on it;
+        `dispatch_modal`: a modal it no longer holds, e.g. opened before a restart). It creates
+        its handler tasks *before* dispatching this event (state.py `parse_interaction_create`),
+        so after one turn of the loop every real handler has claimed its interaction, and:
+
+        * a component is handled exactly when its custom id fits mjcord's grammar and the
+          component is on the interaction's message (the conditions discord.py dispatches a
+          dynamic item under); anything else is answered here;
+        * a modal submit is handled exactly when an `MjcordModal` claimed it.
+
+        Commands are the command tree's: it answers every outcome through `on_error`.
+        """
+        await asyncio.sleep(0)
+        if interaction.extras.get(CLAIMED) or interaction.response.is_done():
+            return
+        if interaction.type is discord.InteractionType.component:
+            data: dict[str, Any] = dict(interaction.data or {})
+            custom_id = str(data.get("custom_id", ""))
+            kind = data.get("component_type")
+            if recognised(custom_id) and _on_message(interaction.message, custom_id, kind):
+                return
+            log.info("unrecognised component %r (interaction %s)", custom_id[:100], interaction.id)
+            await tell(interaction, UNKNOWN_BUTTON)
+        elif interaction.type is discord.InteractionType.modal_submit:
+            log.info("modal nobody holds (interaction %s)", interaction.id)
+            await tell(interaction, EXPIRED_FORM)
+
+    async def on_app_command_completion(
+        self, interaction: discord.Interaction[MjcordBot], command: object
+    ) -> None:
+        """A command that finished without answering still gets a sentence."""
+        if not interaction.response.is_done():
+            log.warning("a command finished without answering (interaction %s)", interaction.id)
+            await tell(interaction, NOT_ANSWERED)
+
+
+def _on_message(message: discord.Message | None, custom_id: str, kind: object) -> bool:
+    """True when the message carries a component of this type with this custom id (what
+    discord.py's `schedule_dynamic_item_call` looks for before it calls an item)."""
+    if message is None:
+        return False
+    stack: list[Any] = list(message.components)
+    while stack:
+        component = stack.pop()
+        if getattr(component, "custom_id", None) == custom_id and component.type.value == kind:
+            return True
+        stack.extend(getattr(component, "children", ()))
+    return False

@@ -3,44 +3,20 @@ public reply, its thread, the status message)."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
 import discord
 
-from bot.core.errors import ImageRejected
-from bot.core.images import check_reference, safe_filename
-from bot.core.jobs import Job, JobStatus, ReferenceImage
-from bot.core.ports import ImageFiles, Ticket
+from bot.core.jobs import Job, JobStatus
+from bot.core.ports import Ticket
 from bot.core.services import Submitter
+from bot.discord_ui.attachments import read_images as read_images  # the cogs import it here
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
 from bot.discord_ui.tree import REPLIED
 from bot.discord_ui.views import continue_view
 
 log = logging.getLogger(__name__)
-
-
-async def read_images(
-    files: ImageFiles, attachments: list[tuple[str, discord.Attachment]], max_bytes: int
-) -> list[ReferenceImage]:
-    """Download and check every attachment, in option order; refuse the first bad one.
-
-    The declared size is checked before anything is downloaded; the bytes decide the type.
-    """
-    for option, attachment in attachments:
-        if attachment.size > max_bytes:
-            raise ImageRejected(
-                f"{option}: {attachment.size} bytes",
-                member_message=f"{option}: `{safe_filename(attachment.filename)}` is "
-                f"{attachment.size / (1024 * 1024):.1f} MB; the limit is "
-                f"{max_bytes / (1024 * 1024):.0f} MB.",
-            )
-    blobs = await asyncio.gather(*(files.fetch_reference(a.url, max_bytes) for _, a in attachments))
-    return [
-        check_reference(option, attachment.filename, data, max_bytes=max_bytes)
-        for (option, attachment), data in zip(attachments, blobs, strict=True)
-    ]
 
 
 def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticket:

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import discord
 from PIL import Image, ImageDraw
 
+from bot.core.followups import MOD_LOG_TEMPLATE, REPORT_TEMPLATE
 from bot.core.jobs import Job, Mode
 from bot.core.moderation import AuditEntry, AuditKind, Ban, UsageReport, stamp
 from bot.discord_ui.render import clean
@@ -203,7 +204,7 @@ _LABELS = {
 
 class ModLogButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"mjmod:(?P<action>ban|refund|delete):(?P<job>\d+):(?P<user>\d+)",
+    template=MOD_LOG_TEMPLATE,
 ):
     """A quick action under a log-channel entry; only moderators may press it."""
 
@@ -241,9 +242,7 @@ class ModLogButton(
         await handler.on_log_button(interaction, self.action, self.job_id, self.user_id)
 
 
-class ReportButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mjreport:(?P<job>\d+)"
-):
+class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REPORT_TEMPLATE):
     """🚩 Report under a result: any member may tell the moderators about it."""
 
     def __init__(self, job_id: int) -> None:

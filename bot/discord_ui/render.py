@@ -1,12 +1,19 @@
-"""Job → message text. Pure functions: no I/O, no client state."""
+"""Job → message text in a locale. Pure functions: no I/O, no client state.
+
+Public messages (the reply, the status message, the finish post) are rendered in the server's
+locale (`locale`; English when left out). Prompts are never translated; Midjourney's own button
+names ("Upscale 2", "Vary (Strong)") stay as Midjourney shows them in every language.
+"""
 
 from __future__ import annotations
 
 import discord
 
-from bot.core.errors import describe_failure
-from bot.core.followups import describe_prompts, offered
+from bot.core.errors import failure_messages
+from bot.core.followups import button_kind, describe_prompts
 from bot.core.jobs import Button, Job, JobStatus
+from bot.core.messages import Code, UserRef, msg
+from bot.discord_ui.i18n.render import render
 
 BAR_WIDTH = 20
 MAX_CONTENT = 2000
@@ -43,9 +50,17 @@ def thread_name(prompt: str) -> str:
     return line if len(line) <= THREAD_NAME_LIMIT else line[: THREAD_NAME_LIMIT - 1] + "…"
 
 
-def reply_content(prompt: str, mode_label: str, requester_id: int) -> str:
+DEFAULT_LOCALE = "en-US"
+
+
+def reply_content(
+    prompt: str, mode_label: str, requester_id: int, locale: str = DEFAULT_LOCALE
+) -> str:
     """The public reply to /imagine: prompt, mode and requester."""
-    return f"🎨 **{clean(prompt)}**\nMode: {mode_label} · requested by <@{requester_id}>"
+    line = msg(
+        "Mode: {mode} · requested by {requester}", mode=mode_label, requester=UserRef(requester_id)
+    )
+    return f"🎨 **{clean(prompt)}**\n{render(line, locale)}"
 
 
 def marker(job: Job) -> str:
@@ -55,72 +70,65 @@ def marker(job: Job) -> str:
 
 def action_label(custom_id: str) -> str:
     """A button press in words: "Upscale 2", "Vary (Strong)", "Zoom out 2x", "Pan left" …"""
-    parts = custom_id.split("::")
-    kind = parts[2] if len(parts) > 3 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
-    number = parts[3] if len(parts) > 3 and parts[1] == "JOB" else ""
-    match kind:
-        case "upsample":
-            return f"Upscale {number}"
-        case "variation":
-            return f"Variation {number}"
-        case "reroll":
-            return "Reroll"
-        case "high_variation":
-            return "Vary (Strong)"
-        case "low_variation":
-            return "Vary (Subtle)"
-        case "Outpaint":
-            return "Zoom out 1.5x" if len(parts) > 2 and parts[2] == "75" else "Zoom out 2x"
-        case "CustomZoom":
-            return "Custom zoom"
-    if kind.startswith("upsample_"):
-        return "Upscale (Creative)" if "creative" in kind else "Upscale (Subtle)"
-    if kind.startswith("pan_"):
-        return f"Pan {kind.removeprefix('pan_')}"
-    return "Follow-up"
+    return button_kind(custom_id).label
 
 
-def status_content(job: Job) -> str:
+def status_content(job: Job, locale: str = DEFAULT_LOCALE) -> str:
     """The thread's status message for a job at its current stage."""
-    head = f"Task ID: `{job.task_id}`" if job.task_id else "Task ID: (pending)"
+    if job.task_id:
+        head = render(msg("Task ID: {task}", task=Code(job.task_id)), locale)
+    else:
+        head = render(msg("Task ID: (pending)"), locale)
     if job.custom_id:
-        head = (
-            f"**{action_label(job.custom_id)}** · requested by <@{job.route.requester_id}>\n{head}"
+        asked = msg(
+            "**{action}** · requested by {requester}",
+            action=action_label(job.custom_id),
+            requester=UserRef(job.route.requester_id),
         )
+        head = f"{render(asked, locale)}\n{head}"
     match job.status:
         case JobStatus.QUEUED if job.queue_position:
-            line = f"⏳ Queued — {job.queue_position} ahead of this job."
+            line = msg("⏳ Queued — {count} ahead of this job.", count=job.queue_position)
         case JobStatus.QUEUED | JobStatus.SUBMITTING:
-            line = "⏳ Queued."
+            line = msg("⏳ Queued.")
         case JobStatus.SUBMITTED:
-            line = "📨 Submitted — waiting for Midjourney to start."
+            line = msg("📨 Submitted — waiting for Midjourney to start.")
         case JobStatus.IN_PROGRESS:
-            line = f"🖌️ In progress {progress_bar(job.progress)}"
+            line = msg("🖌️ In progress {bar}", bar=progress_bar(job.progress))
         case JobStatus.MODAL:
-            line = "✏️ Waiting for your input."
+            line = msg("✏️ Waiting for your input.")
         case JobStatus.SUCCEEDED:
-            line = f"✅ Done {progress_bar(100)}"
+            line = msg("✅ Done {bar}", bar=progress_bar(100))
         case JobStatus.FAILED:
-            line = "❌ Failed."
-    return f"{head}\n{line}"
+            line = msg("❌ Failed.")
+    return f"{head}\n{render(line, locale)}"
 
 
-def finish_content(job: Job, *, link: str | None = None) -> str:
+def failure_text(reason: str, locale: str = DEFAULT_LOCALE) -> str:
+    """A failed job's reason in plain words, then the service's own, one per line."""
+    return "\n".join(render(m, locale) for m in failure_messages(reason))
+
+
+def finish_content(job: Job, *, link: str | None = None, locale: str = DEFAULT_LOCALE) -> str:
     """The finish post: mentions the requester; says what failed in plain words.
 
     The marker line always survives the length cap: it is how an earlier post is found.
     """
-    who = f"<@{job.route.requester_id}>"
+    who = UserRef(job.route.requester_id)
     if job.status is not JobStatus.SUCCEEDED:
-        body = f"{who} ❌ {describe_failure(job.fail_reason)}"
+        reason = failure_text(job.fail_reason, locale)
+        body = render(msg("{who} ❌ {reason}", who=who, reason=reason), locale)
     elif job.action == "DESCRIBE":
         prompts = describe_prompts(job.final_prompt)
         lines = [f"**{i}.** {clean(p, 400)}" for i, p in enumerate(prompts, 1)]
-        body = f"{who} here are prompts for your image:\n" + "\n".join(lines)
-        body += "\nPress a number to imagine one." if prompts else ""
+        body = render(msg("{who} here are prompts for your image:", who=who), locale)
+        body += "\n" + "\n".join(lines)
+        body += "\n" + render(msg("Press a number to imagine one."), locale) if prompts else ""
+    elif job.custom_id:
+        action = action_label(job.custom_id).lower()
+        body = render(msg("{who} your {action} is ready.", who=who, action=action), locale)
     else:
-        label = action_label(job.custom_id) if job.custom_id else "image"
-        body = f"{who} your {label.lower() if job.custom_id else label} is ready."
+        body = render(msg("{who} your image is ready.", who=who), locale)
         if link:
             body += f"\nIt was too large to upload here, so here is a link: {link}"
     tail = f"\n{marker(job)}"
@@ -135,24 +143,19 @@ def button_rows(buttons: tuple[Button, ...]) -> list[list[tuple[int, Button]]]:
     """
     rows: list[list[tuple[int, Button]]] = []
     current: list[tuple[int, Button]] = []
-    last_kind = ""
+    last_family = ""
     for index, button in enumerate(buttons):
-        if not offered(button):
+        kind = button_kind(button.custom_id)
+        if not kind.offered:
             continue
-        kind = _kind(button.custom_id)
-        if current and (len(current) == 5 or (kind == "variation" and last_kind != kind)):
+        if current and (len(current) == 5 or (kind.starts_row and last_family != kind.family)):
             rows.append(current)
             current = []
         current.append((index, button))
-        last_kind = kind
+        last_family = kind.family
     if current:
         rows.append(current)
     return rows[:5]
-
-
-def _kind(custom_id: str) -> str:
-    parts = custom_id.split("::")
-    return parts[2] if len(parts) > 2 and parts[1] == "JOB" else parts[1] if len(parts) > 1 else ""
 
 
 def button_face(button: Button) -> tuple[str | None, str | None]:
@@ -160,5 +163,5 @@ def button_face(button: Button) -> tuple[str | None, str | None]:
     emoji = button.emoji if button.emoji and not button.emoji.isascii() else None
     label = button.label[:80] or None
     if label is None and emoji is None:
-        label = _kind(button.custom_id).replace("_", " ").title() or "…"
+        label = button_kind(button.custom_id).family.replace("_", " ").title() or "…"
     return label, emoji

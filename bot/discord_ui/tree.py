@@ -8,58 +8,133 @@ from __future__ import annotations
 
 import logging
 import secrets
-from typing import Any
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
 from bot.core.errors import ApiError, Misconfigured, MjcordError
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.render import NO_PINGS
+from bot.discord_ui.validation import InvalidInput, check_command
+
+if TYPE_CHECKING:
+    from bot.discord_ui.client import MjcordBot
 
 log = logging.getLogger(__name__)
 
 #: Set in `interaction.extras` once the deferred reply has become the job's public message.
 REPLIED = "mjcord_replied"
 
+#: The one sentence for an interaction from a DM (or a group DM): no server, no moderation.
+SERVER_ONLY = "mjcord works only in servers: run this in a server channel where I am present."
 
-class MjcordTree(app_commands.CommandTree[Any]):
-    """CommandTree whose `on_error` turns every failure into one clear, private sentence."""
+#: Where every command may run: servers only, installed to a server only. Discord hides the
+#: commands elsewhere (`contexts` [0], `integration_types` [0] in the synced payload; see
+#: Discord's "Application Commands" docs, "Interaction Contexts"); `interaction_check` refuses
+#: a DM interaction that arrives anyway (a crafted or replayed payload).
+GUILD_ONLY = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
+GUILD_INSTALL = app_commands.AppInstallationType(guild=True, user=False)
+
+
+class MjcordTree(app_commands.CommandTree["MjcordBot"]):
+    """CommandTree whose checks refuse bad input first, and whose `on_error` turns every
+    failure into one clear, private sentence."""
+
+    def __init__(self, client: MjcordBot) -> None:
+        super().__init__(client, allowed_contexts=GUILD_ONLY, allowed_installs=GUILD_INSTALL)
+
+    async def interaction_check(self, interaction: discord.Interaction[MjcordBot], /) -> bool:
+        """Before any command runs: servers only, and every option within its declaration.
+
+        Raises (never returns False): discord.py drops a False silently, leaving the member
+        with "This interaction failed"; an `AppCommandError` reaches `on_error` instead.
+        """
+        if interaction.type is not discord.InteractionType.application_command:
+            return True  # autocomplete: nothing to refuse with a message
+        if interaction.guild_id is None:
+            raise InvalidInput(SERVER_ONLY)
+        check_command(interaction)
+        return True
 
     async def on_error(
-        self, interaction: discord.Interaction[Any], error: app_commands.AppCommandError
+        self, interaction: discord.Interaction[MjcordBot], error: app_commands.AppCommandError
     ) -> None:
         """Map the error to a member sentence; log the detail."""
         original = error.original if isinstance(error, app_commands.CommandInvokeError) else error
         await tell_error(interaction, original)
 
 
-def member_sentence(error: BaseException, *, where: str = "") -> str:
-    """The sentence a member sees for `error`, logging the detail once."""
+def said(error: MjcordError, locale: str = "en-US") -> str:
+    """An error's member sentence in `locale` (its catalogue key), else its English."""
+    return render(error.message, locale) if error.message is not None else error.member_message
+
+
+def member_sentence(error: BaseException, *, where: str = "", locale: str = "en-US") -> str:
+    """The sentence a member sees for `error`, in their `locale`, logging the detail once."""
     if isinstance(error, Misconfigured):
         log.error("image API rejected the operator's key%s: %s", where, error.detail)
-        return error.member_message
+        return said(error, locale)
     if isinstance(error, ApiError):
         # The client and the service have logged the detail already; this links the interaction.
         log.debug("image API error%s: %s: %s", where, type(error).__name__, error.detail)
-        return error.member_message
+        return said(error, locale)
     if isinstance(error, MjcordError):
         log.info("refused%s: %s", where, error.detail or error.member_message)
-        return error.member_message
-    if isinstance(error, app_commands.CheckFailure):
-        return "You can't use this command here."
+        return said(error, locale)
+    library = _library_sentence(error)
+    if library is not None:
+        log.info("refused%s: %s: %s", where, type(error).__name__, error)
+        return library
     ref = secrets.token_hex(3)
     log.error("unexpected error%s (ref %s)", where, ref, exc_info=error)
     return f"Something went wrong on my side (ref {ref}). Please try again in a minute."
 
 
-async def tell_error(interaction: discord.Interaction[Any], error: BaseException) -> None:
+def _library_sentence(error: BaseException) -> str | None:
+    """Sentences for discord.py's own errors: input, permissions, things that are gone."""
+    if isinstance(error, InvalidInput):
+        return error.sentence
+    if isinstance(error, app_commands.NoPrivateMessage):
+        return SERVER_ONLY
+    if isinstance(error, app_commands.TransformerError):
+        # The error names no option (only its type and value); the value is the member's text
+        # and is not echoed.
+        return f"A {_type_word(error.type)} option has a value I can't use; please pick it again."
+    if isinstance(error, app_commands.MissingPermissions | app_commands.MissingAnyRole):
+        return "You don't have the permission this command needs here."
+    if isinstance(error, app_commands.BotMissingPermissions):
+        missing = ", ".join(p.replace("_", " ") for p in error.missing_permissions)
+        return f"I need the {missing} permission here; please ask a moderator."
+    if isinstance(error, app_commands.CommandOnCooldown):
+        return f"Please wait {error.retry_after:.0f} s before using this again."
+    if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
+        return "This command has changed or is no longer available; please try it again."
+    if isinstance(error, app_commands.CheckFailure):
+        return "You can't use this command here."
+    if isinstance(error, discord.NotFound):
+        return "That message, channel or member is gone, so I could not finish this."
+    if isinstance(error, discord.Forbidden):
+        return "Discord did not let me do that here (a missing permission); please ask a moderator."
+    return None
+
+
+def _type_word(kind: discord.AppCommandOptionType) -> str:
+    return kind.name.replace("_", " ")
+
+
+async def tell_error(interaction: discord.Interaction[MjcordBot], error: BaseException) -> None:
     """Tell the member privately what went wrong, whatever state the interaction is in."""
     command = interaction.command.qualified_name if interaction.command else "component"
-    sentence = member_sentence(error, where=f" in /{command} (interaction {interaction.id})")
+    sentence = member_sentence(
+        error,
+        where=f" in /{command} (interaction {interaction.id})",
+        locale=interaction.locale.value,  # only this member sees it: their client's language
+    )
     await tell(interaction, sentence)
 
 
-async def tell(interaction: discord.Interaction[Any], sentence: str) -> None:
+async def tell(interaction: discord.Interaction[MjcordBot], sentence: str) -> None:
     """An ephemeral message to the member who ran the interaction.
 
     After a public "thinking" defer, Discord makes the first followup replace the loading message

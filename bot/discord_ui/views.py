@@ -1,63 +1,103 @@
-"""Restart-proof follow-up buttons. A custom id carries only the job id and the button's index
-(`mj:<job>:<index>`, well within Discord's 100 characters) and, for buttons that must open a
-modal or start an /imagine, a one-letter kind, so the press can be answered before anything is
-read; the rest is read from the ledger afterwards, so buttons keep working after a restart.
+"""Restart-proof follow-up buttons, the base of every modal, and the one error path of both.
+
+A custom id carries only the job id and the button's index (`mj:<job>:<index>`, well within
+Discord's 100 characters) and, for buttons that must open a modal or start an /imagine, a
+one-letter press kind, so the press can be answered before anything is read; the rest is read
+from the ledger afterwards, so buttons keep working after a restart. The grammar (bounded
+numbers) is `bot.core.followups`'; a custom id outside it is answered by the bot's fallback.
 """
 
 from __future__ import annotations
 
 import contextlib
 import re
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 import discord
 
-from bot.core.followups import describe_prompts, needs_prompt
+from bot.core.followups import (
+    CONTINUE_TEMPLATE,
+    JOB_BUTTON_TEMPLATE,
+    PressKind,
+    describe_prompts,
+    job_button_id,
+)
 from bot.core.jobs import Job
 from bot.discord_ui.mod_views import ReportButton
 from bot.discord_ui.render import button_face, button_rows
+from bot.discord_ui.tree import SERVER_ONLY, tell, tell_error
+from bot.discord_ui.validation import check_fields
+
+if TYPE_CHECKING:
+    from bot.discord_ui.client import MjcordBot
+
+#: Set in `interaction.extras` by whoever takes charge of answering a component or modal;
+#: the bot's fallback answers only interactions nobody claimed.
+CLAIMED = "mjcord_claimed"
+
+#: The cog that handles presses (discord.py names a cog after its class by default).
+BUTTON_HANDLER_COG = "FollowUpCog"
+
+GONE = "This button is no longer available."
 
 
+@runtime_checkable
 class ButtonHandler(Protocol):
-    """Whoever handles a press (the follow-up cog), registered on the bot."""
+    """Whoever handles a press (the follow-up cog)."""
 
     async def on_job_button(
-        self, interaction: discord.Interaction[Any], job_id: int, index: int, kind: str
+        self, interaction: discord.Interaction[MjcordBot], job_id: int, index: int, kind: str
     ) -> None:
-        """Handle a press of button `index` on job `job_id`'s result (`kind`: see JobButton)."""
+        """Handle a press of button `index` on job `job_id`'s result (`kind`: a PressKind)."""
         ...
 
-    async def on_continue(self, interaction: discord.Interaction[Any], job_id: int) -> None:
+    async def on_continue(self, interaction: discord.Interaction[MjcordBot], job_id: int) -> None:
         """Handle "continue" on a job that waits for the member's input."""
         ...
 
 
-def _handler(interaction: discord.Interaction[Any]) -> ButtonHandler | None:
-    return getattr(interaction.client, "button_handler", None)
+def claim(interaction: discord.Interaction[Any]) -> None:
+    """Mark the interaction as being answered here (so the bot's fallback stays out)."""
+    interaction.extras[CLAIMED] = True
 
 
-async def _unavailable(interaction: discord.Interaction[Any]) -> None:
-    await interaction.response.send_message(
-        "These buttons are not available right now.", ephemeral=True
-    )
+async def guarded(
+    interaction: discord.Interaction[Any],
+    work: Callable[[ButtonHandler], Awaitable[None]],
+) -> None:
+    """The one path of every button press: servers only, a handler, errors told privately, and
+    a sentence if the handler left the press unanswered."""
+    claim(interaction)
+    try:
+        if interaction.guild_id is None:
+            await tell(interaction, SERVER_ONLY)
+            return
+        handler = cast("MjcordBot", interaction.client).get_cog(BUTTON_HANDLER_COG)
+        if not isinstance(handler, ButtonHandler):
+            await tell(interaction, "These buttons are not available right now.")
+            return
+        await work(handler)
+    except Exception as exc:
+        await tell_error(interaction, exc)
+    if not interaction.response.is_done():
+        await tell(interaction, GONE)
 
 
-class JobButton(
-    discord.ui.DynamicItem[discord.ui.Button[Any]],
-    template=r"mj:(?P<job>\d+):(?P<index>\d+)(?::(?P<kind>[zd]))?",
-):
-    """One of the API's follow-up buttons on a finished job.
+# discord.py types the hooks below (callback, from_custom_id, interaction_check) with a
+# method-level `Interaction[ClientT]`, so an override cannot narrow it; `guarded` is where the
+# interaction becomes `Interaction[MjcordBot]` (this bot is the only client these run on).
 
-    `kind` is "" for a plain press, "z" for Custom Zoom (asks for input first) and "d" for
-    "Imagine n" under a /describe.
-    """
+
+class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=JOB_BUTTON_TEMPLATE):
+    """One of the API's follow-up buttons on a finished job (or "Imagine n" under /describe)."""
 
     def __init__(
         self,
         job_id: int,
         index: int,
         *,
-        kind: str = "",
+        kind: PressKind = PressKind.PLAIN,
         label: str | None = None,
         emoji: str | None = None,
         row: int | None = None,
@@ -67,7 +107,7 @@ class JobButton(
                 label=label,
                 emoji=emoji,
                 style=discord.ButtonStyle.secondary,
-                custom_id=f"mj:{job_id}:{index}" + (f":{kind}" if kind else ""),
+                custom_id=job_button_id(job_id, index, kind),
                 row=row,
             )
         )
@@ -83,19 +123,20 @@ class JobButton(
         match: re.Match[str],
         /,
     ) -> JobButton:
-        """Rebuild the button from its custom id (after a restart too)."""
-        return cls(int(match["job"]), int(match["index"]), kind=match["kind"] or "")
+        """Rebuild the button from its custom id (after a restart too). The template bounds
+        both numbers, so this never raises."""
+        return cls(int(match["job"]), int(match["index"]), kind=PressKind(match["kind"] or ""))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Hand the press to the registered handler."""
-        handler = _handler(interaction)
-        if handler is None:
-            await _unavailable(interaction)
-            return
-        await handler.on_job_button(interaction, self.job_id, self.index, self.kind)
+        """Hand the press to the follow-up cog."""
+
+        async def press(handler: ButtonHandler) -> None:
+            await handler.on_job_button(interaction, self.job_id, self.index, self.kind)
+
+        await guarded(interaction, press)
 
 
-class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"mjin:(?P<job>\d+)"):
+class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CONTINUE_TEMPLATE):
     """ "Continue": gives a job that waits in MODAL (remix, custom zoom) the member's prompt."""
 
     def __init__(self, job_id: int) -> None:
@@ -117,16 +158,36 @@ class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r"
         match: re.Match[str],
         /,
     ) -> ContinueButton:
-        """Rebuild the button from its custom id (after a restart too)."""
+        """Rebuild the button from its custom id (after a restart too); never raises."""
         return cls(int(match["job"]))
 
     async def callback(self, interaction: discord.Interaction[Any]) -> None:
-        """Hand the press to the registered handler."""
-        handler = _handler(interaction)
-        if handler is None:
-            await _unavailable(interaction)
-            return
-        await handler.on_continue(interaction, self.job_id)
+        """Hand the press to the follow-up cog."""
+
+        async def press(handler: ButtonHandler) -> None:
+            await handler.on_continue(interaction, self.job_id)
+
+        await guarded(interaction, press)
+
+
+class MjcordModal(discord.ui.Modal):
+    """The base of every modal: claims the submit, checks each field against its declared
+    limits before `on_submit`, and tells the member privately about any error."""
+
+    async def interaction_check(self, interaction: discord.Interaction[Any], /) -> bool:
+        """Claim, then refuse (with a sentence) DMs and fields outside their limits."""
+        claim(interaction)
+        if interaction.guild_id is None:
+            await tell(interaction, SERVER_ONLY)
+            return False
+        check_fields([c for c in self.children if isinstance(c, discord.ui.TextInput)])
+        return True
+
+    async def on_error(  # type: ignore[override]  # discord.py's Modal narrows BaseView's hook
+        self, interaction: discord.Interaction[Any], error: Exception, /
+    ) -> None:
+        """Tell the member; log the detail."""
+        await tell_error(interaction, error)
 
 
 def continue_view(job: Job) -> discord.ui.View:
@@ -143,13 +204,15 @@ def result_view(job: Job) -> discord.ui.View:
     if job.action == "DESCRIBE":
         for index, _ in enumerate(describe_prompts(job.final_prompt)):
             view.add_item(
-                JobButton(job.id, index, kind="d", label=f"Imagine {index + 1}", emoji="🎨")
+                JobButton(
+                    job.id, index, kind=PressKind.DESCRIBE, label=f"Imagine {index + 1}", emoji="🎨"
+                )
             )
         return view
     for row_number, row in enumerate(button_rows(job.buttons)):
         for index, button in row:
             label, emoji = button_face(button)
-            kind = "z" if needs_prompt(button.custom_id) else ""
+            kind = PressKind.for_button(button)
             view.add_item(
                 JobButton(job.id, index, kind=kind, label=label, emoji=emoji, row=row_number)
             )

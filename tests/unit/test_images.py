@@ -50,8 +50,12 @@ def make_jpeg(payload: bytes = b"") -> bytes:
     # 0xFF is a marker prefix in JPEG; keep the comment body free of it so FFD9 appears only once.
     body = payload.replace(b"\xff", b"\x00")
     com = b"\xff\xfe" + struct.pack(">H", len(body) + 2) + body
+    sof0 = b"\xff\xc0\x00\x0b\x08\x00\x01\x00\x01\x01\x01\x11\x00"  # 1×1, one component
     return (
-        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00" + com + b"\xff\xd9"
+        b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
+        + sof0
+        + com
+        + b"\xff\xd9"
     )
 
 

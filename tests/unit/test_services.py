@@ -2,11 +2,12 @@ from datetime import timedelta
 
 import pytest
 
-from bot.core.errors import BannedPrompt, describe_failure
+from bot.core.errors import BannedPrompt
 from bot.core.jobs import JobStatus, Mode, PostState, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
 from bot.core.services import ImagineService
 from bot.core.tracking import RESTART_REASON, Tracker
+from bot.discord_ui.render import failure_text as describe_failure
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
 ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4)

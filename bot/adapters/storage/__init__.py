@@ -21,6 +21,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.adapters.storage import migrate
+from bot.adapters.storage.command_sync import SqlCommandSync
 from bot.adapters.storage.engine import (
     ACCEPTED_FORMS,
     StorageError,
@@ -54,6 +55,7 @@ class Storage:
         self.engine = engine
         self.jobs = SqlJobRepository(engine)
         self.moderation = SqlModerationRepository(engine)
+        self.command_sync = SqlCommandSync(engine)
 
     @property
     def url(self) -> str:

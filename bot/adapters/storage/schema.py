@@ -225,3 +225,13 @@ mod_audit = Table(
     Column("channel_id", BigInteger, nullable=False),
     Index(None, "guild_id", "at"),
 )
+
+#: The hash of the slash-command payload last synced to each scope ("global", "guild:<id>"),
+#: so start-up syncs only when the command tree changed.
+command_sync = Table(
+    "command_sync",
+    metadata,
+    Column("scope", String(64), primary_key=True),
+    Column("payload_hash", String(64), nullable=False),
+    Column("synced_at", UTCDateTime, nullable=False),
+)

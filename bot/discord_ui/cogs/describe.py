@@ -9,10 +9,11 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode, Route
+from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import ImageFiles
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
-from bot.discord_ui.cogs.imagine import MODE_CHOICES
 from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.worklane import after_defer
 
 DIMENSION_CHOICES = [
@@ -31,11 +32,13 @@ class DescribeBlendCog(commands.Cog):
         *,
         max_reference_bytes: int,
         default_mode: Mode = Mode.MID_JOURNEY,
+        server_modes: ServerDefault | None = None,
     ) -> None:
         self.service = service
         self.files = files
         self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
+        self.server_modes = server_modes  # the server's default mode (moderators set it)
 
     @app_commands.command(name="describe")
     @app_commands.describe(
@@ -54,7 +57,9 @@ class DescribeBlendCog(commands.Cog):
         await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         await self.service.admit(ticket_for(interaction))
         (reference,) = await read_images(self.files, [("image", image)], self.max_reference_bytes)
-        chosen = Mode(mode.value) if mode else self.default_mode
+        chosen = await mode_for(
+            mode.value if mode else None, interaction.guild_id, self.server_modes
+        )
         job = await self.service.describe(
             _route(interaction), chosen, reference, ticket=ticket_for(interaction)
         )
@@ -92,7 +97,9 @@ class DescribeBlendCog(commands.Cog):
             if a is not None
         ]
         images = await read_images(self.files, given, self.max_reference_bytes)
-        chosen = Mode(mode.value) if mode else self.default_mode
+        chosen = await mode_for(
+            mode.value if mode else None, interaction.guild_id, self.server_modes
+        )
         shape = dimensions.value if dimensions else "SQUARE"
         job = await self.service.blend(
             _route(interaction), chosen, images, shape, ticket=ticket_for(interaction)

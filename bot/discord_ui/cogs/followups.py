@@ -20,6 +20,7 @@ from bot.core.jobs import Route
 from bot.core.services import ActionService, ImagineService
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
+from bot.discord_ui.views import MjcordModal
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ log = logging.getLogger(__name__)
 PromptHandler = Callable[[discord.Interaction[Any], str, str], Awaitable[None]]
 
 
-class PromptModal(discord.ui.Modal):
+class PromptModal(MjcordModal):
     """Asks for a new prompt (empty keeps the job's own) and, for Custom Zoom, the zoom.
 
     It is built from nothing but the button, so it can be the press's immediate answer; the

@@ -11,18 +11,15 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode, Route
+from bot.core.modes import mode_for
 from bot.core.ports import ImageFiles
 from bot.core.services import ImagineService
 from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.presenter import DiscordPresenter
 from bot.discord_ui.worklane import after_defer
 
 log = logging.getLogger(__name__)
-
-MODE_CHOICES = [
-    app_commands.Choice(name="Midjourney", value=Mode.MID_JOURNEY.value),
-    app_commands.Choice(name="Niji", value=Mode.NIJI_JOURNEY.value),
-]
 
 
 class ImagineCog(commands.Cog):
@@ -66,9 +63,10 @@ class ImagineCog(commands.Cog):
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
         await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
-        chosen = Mode(mode.value) if mode else self.default_mode
-        if mode is None and self.server_modes is not None and interaction.guild_id:
-            chosen = await self.server_modes(interaction.guild_id)
+        # (No upload limit from the interaction: that is the member's, see presenter._upload_limit.)
+        chosen = await mode_for(
+            mode.value if mode else None, interaction.guild_id, self.server_modes
+        )
         ticket = ticket_for(interaction, prompt)
         await self.service.admit(ticket)
         attachments = [("image1", image1), ("image2", image2), ("image3", image3)]

@@ -20,7 +20,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.errors import Refused, describe_failure
+from bot.core.errors import Refused
 from bot.core.gate import ModerationService
 from bot.core.jobs import Mode
 from bot.core.moderation import Limits, TermKind, describe_duration, parse_duration, stamp
@@ -33,15 +33,11 @@ from bot.discord_ui.mod_views import (
     daily_chart,
     report_embed,
 )
-from bot.discord_ui.render import NO_PINGS, clean
+from bot.discord_ui.options import MODE_CHOICES
+from bot.discord_ui.render import NO_PINGS, clean, failure_text
 from bot.discord_ui.tree import tell
 
 log = logging.getLogger(__name__)
-
-MODE_CHOICES = [
-    app_commands.Choice(name="Midjourney", value=Mode.MID_JOURNEY.value),
-    app_commands.Choice(name="Niji", value=Mode.NIJI_JOURNEY.value),
-]
 
 Health = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -535,7 +531,7 @@ class ModerationCog(commands.Cog):
         for job_id in await self.mods.recent_failures(guild_id):
             job = await self.jobs.get(job_id)
             if job is not None:
-                failures.append(f"• job {job.id}: {describe_failure(job.fail_reason)}")
+                failures.append(f"• job {job.id}: {failure_text(job.fail_reason)}")
         lines.append(
             "Latest failures:\n" + "\n".join(failures) if failures else "No recent failures."
         )

@@ -16,7 +16,7 @@ from functools import cache
 
 from babel.messages.plurals import get_plural
 
-from bot.core.messages import Code, Message, Param, Stamp, UserRef
+from bot.core.messages import Code, Codes, Message, Param, Stamp, UserRef
 from bot.discord_ui.i18n.catalog import Catalogues, load_catalogues
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,8 @@ def render_param(value: Param) -> str:
         return f"<t:{int(value.at.timestamp())}:{value.style}>"
     if isinstance(value, Code):
         return code_span(value.text)
+    if isinstance(value, Codes):
+        return ", ".join(code_span(text) for text in value.texts)
     if isinstance(value, UserRef):
         return f"<@{value.user_id}>"
     return str(value)

@@ -1,6 +1,7 @@
 """Run the Midjourney-proxy simulator standalone until Ctrl-C.
 
     python -m bot.sandbox.mjproxy --port 8787 --profile upstream --api-key sk-test
+    python -m bot.sandbox.mjproxy --profile classic   # the Java midjourney-proxy 2.x
 
 It prints its base URL; point MJ_API_BASE_URL (or curl) at it.
 """
@@ -12,7 +13,7 @@ import asyncio
 import contextlib
 import sys
 
-from .server import MjProxySimulator
+from .server import PROFILES, MjProxySimulator
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -24,9 +25,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0, help="port to bind (default: any free one)")
     parser.add_argument(
         "--profile",
-        choices=["aggregator", "upstream"],
+        choices=list(PROFILES),
         default="aggregator",
-        help="aggregator = new-api relay (Bearer auth); upstream = plus/C# proxy (mj-api-secret)",
+        help="aggregator = new-api relay (Bearer auth); upstream = plus/C# proxy (mj-api-secret);"
+        " classic = Java midjourney-proxy 2.x (mj-api-secret, /submit/change, no buttons)",
     )
     parser.add_argument("--api-key", default="sk-test", help="the key clients must send")
     parser.add_argument(
@@ -39,6 +41,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="aggregator: how stale the fetch view may be, in seconds (new-api polls every 15)",
     )
     parser.add_argument("--image-px", type=int, default=512, help="final image size in pixels")
+    parser.add_argument(
+        "--server-address",
+        default=None,
+        help="aggregator: new-api's ServerAddress, the root of /mj/image/<id> links",
+    )
+    parser.add_argument(
+        "--link-ttl",
+        type=float,
+        default=None,
+        help="image links expire after this many seconds (Discord's signed links do)",
+    )
     return parser.parse_args(argv)
 
 
@@ -49,7 +62,9 @@ async def serve(args: argparse.Namespace) -> None:
         step_seconds=args.step_seconds,
         poll_granularity=args.poll_granularity,
         image_px=args.image_px,
+        server_address=args.server_address,
     )
+    sim.faults.link_ttl_seconds = args.link_ttl
     await sim.start(host=args.host, port=args.port)
     # The URL alone on stdout, so a script can read it; the rest goes to stderr.
     print(sim.base_url, flush=True)

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+# new-api's token check (model/token.go ValidateUserToken) and user check (middleware/auth.go).
+KeyState = Literal["ok", "exhausted", "expired", "disabled", "user_banned"]
+
 
 def _default_banned() -> set[str]:
     return {"gore"}
@@ -52,3 +55,21 @@ class Faults:
     noisy_images: bool = False
     # Remix on: variation, pan and reroll go to MODAL and need /submit/modal.
     modal_actions: bool = False
+    # Signed attachment links older than this many seconds answer `expired_link_status`
+    # (Discord enforces the `ex` of its signed CDN links, mj-api.md §7.5). None: never expire.
+    link_ttl_seconds: float | None = None
+    expired_link_status: int = 404
+    # Aggregator: the key is spent/expired/disabled (401) or its user banned (403), as new-api's
+    # middleware answers, in `{"error": {"message", "type"}}`.
+    key_state: KeyState = "ok"
+    # Aggregator: no enabled channel serves the model (new-api's distributor: HTTP 503).
+    no_channel: bool = False
+    # Aggregator: the proxy behind it cannot be reached; submits answer HTTP 400 code 5
+    # `do_request_failed` (new-api service.DoMidjourneyHttpRequest), reads still work.
+    upstream_down: bool = False
+    # notifyHook at least once, as real proxies deliver it: some callbacks sent twice, all of
+    # them after a random delay (so out of order), some never (mj-api.md §5: no retries).
+    at_least_once_callbacks: bool = False
+    callback_duplicate_rate: float = 0.3
+    callback_drop_rate: float = 0.2
+    callback_max_delay: float = 0.2

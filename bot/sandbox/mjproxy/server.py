@@ -1,6 +1,6 @@
 """The Midjourney-proxy simulator: an aiohttp app on loopback that behaves like the real servers.
 
-Two profiles (mj-api.md §0):
+Three profiles (mj-api.md §0):
 
 * ``aggregator`` (default) — new-api (layer D) in front of a plus/C# proxy: Bearer auth with
   one-api style 401s, its own HTTP 400 ``{description, type: "upstream_error", code}`` errors,
@@ -9,6 +9,15 @@ Two profiles (mj-api.md §0):
 * ``upstream`` — the plus/C# proxy itself (layers B/C): ``mj-api-secret`` auth with HTTP 403,
   raw codes 1/3/4/9/21/22/23/24, full task objects, Discord-CDN-shaped image URLs served here,
   and notifyHook POSTs.
+* ``classic`` — the original Java midjourney-proxy 2.x (layer A): ``mj-api-secret`` auth with a
+  bare 401, no ``buttons``, no ``/submit/action`` or ``/submit/modal`` (Spring's 404 JSON) but
+  ``/submit/change`` and ``/submit/simple-change``, ``/task/list`` and ``/task/queue``, no mode
+  prefixes, Jackson's nulls (see `classic.py`).
+
+What the real servers also do and the switches in `Faults` reproduce: signed image links that
+expire, new-api's middleware errors (401/403/503 in ``{"error": {...}}``) and its code 5 when the
+proxy behind it is down, the second row ``/submit/modal`` leaves in new-api's table, and
+notifyHook delivered at least once (duplicated, reordered, some dropped).
 
 One catch-all route does its own routing, so that the ``/mj-relax``, ``/mj-fast`` and
 ``/mj-turbo`` prefixes, faults that apply before routing, and request recording all live in one
@@ -24,6 +33,7 @@ import contextlib
 import json
 import logging
 import math
+import random
 import re
 import time
 from dataclasses import dataclass
@@ -34,6 +44,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from . import classic
 from .faults import Faults
 from .images import ImageCache
 from .tasks import (
@@ -54,7 +65,8 @@ from .tasks import (
 
 log = logging.getLogger(__name__)
 
-Profile = Literal["aggregator", "upstream"]
+Profile = Literal["aggregator", "upstream", "classic"]
+PROFILES = ("aggregator", "upstream", "classic")
 
 MODE_PREFIX = re.compile(r"^/(mj-relax|mj-fast|mj-turbo)(?=/mj/)")
 FETCH = re.compile(r"^/mj/task/([^/]+)/fetch$")
@@ -116,12 +128,20 @@ def _fail(code: int, description: str, status: int = 200, **properties: Any) -> 
     return _Reply(_envelope(code, description, None, properties, status))
 
 
-def _newapi_error(description: str, code: int = 4) -> _Reply:
-    """new-api's own error (§1): HTTP 400, or 429 for code 30."""
+def _newapi_error(description: str, code: int = 4, result: str = "") -> _Reply:
+    """new-api's own error (§1): HTTP 400, or 429 for code 30. The description is
+    `fmt.Sprintf("%s %s", Description, Result)` (controller/relay.go RelayMidjourney), so it
+    ends in a space when there is no result."""
     status = 429 if code == 30 else 400
-    return _Reply(
-        _json({"description": description, "type": "upstream_error", "code": code}, status)
-    )
+    text = f"{description} {result}"
+    return _Reply(_json({"description": text, "type": "upstream_error", "code": code}, status))
+
+
+def _middleware_error(status: int, message: str) -> _Reply:
+    """new-api's middleware answer (abortWithOpenAiMessage): the message carries a request id."""
+    request_id = time.strftime("%Y%m%d%H%M%S", time.gmtime()) + f"{random.randrange(10**8):08d}"
+    body = {"error": {"message": f"{message} (request id: {request_id})", "type": "new_api_error"}}
+    return _Reply(_json(body, status))
 
 
 def _csharp_envelope() -> _Reply:
@@ -146,16 +166,24 @@ class MjProxySimulator:
         auto_advance: bool = True,
         poll_granularity: float = 0.0,
         image_px: int = 256,
+        server_address: str | None = None,
+        seed: int | None = None,
     ) -> None:
-        if profile not in ("aggregator", "upstream"):
-            raise ValueError(f"profile must be 'aggregator' or 'upstream', not {profile!r}")
+        if profile not in PROFILES:
+            raise ValueError(f"profile must be one of {PROFILES}, not {profile!r}")
         self.profile: Profile = profile
         self.api_key = api_key
         self.step_seconds = step_seconds
         self.auto_advance = auto_advance
         self.poll_granularity = poll_granularity
+        # Aggregator: new-api's ServerAddress setting, the root of its /mj/image/<id> links
+        # (None: this simulator's own URL). A wrong one gives dead links (new-api#144).
+        self.server_address = server_address
+        self.rng = random.Random(seed)
         self.requests: list[RecordedRequest] = []
         self.callbacks: list[dict[str, Any]] = []
+        # At-least-once mode: the callbacks that were never sent.
+        self.dropped_callbacks: list[dict[str, Any]] = []
         self.base_url = ""
         self._book = TaskBook(Faults(), self._changed)
         self._book.image_px = image_px
@@ -261,7 +289,7 @@ class MjProxySimulator:
         ids = []
         for i in range(count):
             body: dict[str, Any] = {"prompt": f"seeded task {i}"}
-            if notify_hook and self.profile == "upstream":
+            if notify_hook and self.profile != "aggregator":
                 body["notifyHook"] = notify_hook
             if states is not None:
                 body["state"] = states[i]
@@ -291,7 +319,7 @@ class MjProxySimulator:
         """After every change: snapshot for the aggregator's poll view, then notifyHook."""
         snapshot = upstream_json(task)
         task.history.append((time.monotonic(), snapshot))
-        if self.profile != "upstream" or not task.notify_hook:
+        if self.profile == "aggregator" or not task.notify_hook:
             return
         # NOT_START and MODAL are never pushed; the rest once per "STATUS:progress" (§5).
         if task.status in (NOT_START, MODAL):
@@ -300,7 +328,18 @@ class MjProxySimulator:
         if key in task.notified:
             return
         task.notified.add(key)
-        self._spawn(self._notify(task.notify_hook, snapshot))
+        body = classic.java_json(task) if self.profile == "classic" else snapshot
+        faults = self.faults
+        if not faults.at_least_once_callbacks:
+            self._spawn(self._notify(task.notify_hook, body))
+            return
+        if self.rng.random() < faults.callback_drop_rate:
+            self.dropped_callbacks.append({"url": task.notify_hook, "body": body})
+            return
+        copies = 2 if self.rng.random() < faults.callback_duplicate_rate else 1
+        for _ in range(copies):
+            delay = self.rng.uniform(0.0, max(0.0, faults.callback_max_delay))
+            self._spawn(self._notify(task.notify_hook, body, delay))
 
     def _spawn(self, coro: Any) -> None:
         try:
@@ -317,8 +356,10 @@ class MjProxySimulator:
         self._background.add(job)
         job.add_done_callback(self._background.discard)
 
-    async def _notify(self, url: str, body: dict[str, Any]) -> None:
+    async def _notify(self, url: str, body: dict[str, Any], delay: float = 0.0) -> None:
         """One fire-and-forget POST; no retries, the outcome only recorded (§5)."""
+        if delay > 0:
+            await asyncio.sleep(delay)
         record: dict[str, Any] = {"url": url, "body": body, "at": time.monotonic()}
         try:
             if self._session is None:
@@ -372,6 +413,8 @@ class MjProxySimulator:
         if image and request.method == "GET" and self.profile == "aggregator":
             return await self._serve_newapi_image(image.group(1))
         prefix = MODE_PREFIX.match(path)
+        if prefix and self.profile == "classic":
+            prefix = None  # the Java proxy has no mode routes: /mj-relax/... is just unknown
         api_path = path[prefix.end() :] if prefix else path
         mode = prefix.group(1).removeprefix("mj-").upper() if prefix else None
 
@@ -388,6 +431,8 @@ class MjProxySimulator:
             return web.Response(text=HTML, content_type="text/html")
         try:
             self._authorize(request)
+            if self.profile == "aggregator":
+                self._newapi_middleware(request.method, api_path)
             if faults.rate_limited:
                 if self.profile == "aggregator":
                     raise _newapi_error(NEWAPI_BUSY, 30)
@@ -403,7 +448,33 @@ class MjProxySimulator:
         # aiohttp still wants a response object; nothing of it reaches the closed socket.
         return web.Response(status=500)
 
+    def _newapi_middleware(self, method: str, path: str) -> None:
+        """new-api's TokenAuth and Distribute, after the key matched (middleware/auth.go,
+        model/token.go ValidateUserToken, middleware/distributor.go)."""
+        words = {
+            "exhausted": "该令牌额度已用尽",
+            "expired": "该令牌已过期",
+            "disabled": "该令牌状态不可用",
+        }
+        state = self.faults.key_state
+        if state in words:
+            raise _middleware_error(401, words[state])
+        if state == "user_banned":
+            raise _middleware_error(403, "用户已被封禁")
+        # Fetch and list-by-condition read new-api's own table: no channel is chosen for them.
+        submitting = method == "POST" and path.startswith("/mj/submit/")
+        if submitting and self.faults.no_channel:
+            model = "mj_" + path.rsplit("/", 1)[-1].replace("-", "_")
+            raise _middleware_error(503, f"当前分组 default 下对于模型 {model} 无可用渠道")
+        if submitting and self.faults.upstream_down:
+            raise _newapi_error("do_request_failed", code=5)
+
     def _authorize(self, request: web.Request) -> None:
+        if self.profile == "classic":
+            # ApiAuthorizeInterceptor: only `mj-api-secret`, a bare 401 otherwise.
+            if request.headers.get("mj-api-secret") != self.api_key:
+                raise _Reply(web.Response(status=401))
+            return
         if self.profile == "aggregator":
             # new-api's TokenAuth: Authorization with "Bearer " and "sk-" stripped; the
             # mj-api-secret header when Authorization is empty or literally "midjourney-proxy".
@@ -439,28 +510,41 @@ class MjProxySimulator:
             return self._fetch(fetch.group(1))
         submits = {
             "/mj/submit/imagine": self._imagine,
-            "/mj/submit/action": self._action,
-            "/mj/submit/modal": self._modal,
             "/mj/submit/describe": self._describe,
             "/mj/submit/blend": self._blend,
         }
+        if self.profile == "classic":
+            submits["/mj/submit/change"] = self._change
+            submits["/mj/submit/simple-change"] = self._simple_change
+        else:
+            submits["/mj/submit/action"] = self._action
+            submits["/mj/submit/modal"] = self._modal
         lists = {"/mj/task/list-by-condition"}
         if self.profile == "upstream":
             lists.add("/mj/task/list-by-ids")
         if method == "POST" and path in lists:
-            return self._list(self._body(raw, body))
+            return self._list(self._body(raw, body, path))
         if method == "POST" and path in submits:
-            return submits[path](self._body(raw, body), mode)
+            return submits[path](self._body(raw, body, path), mode)
+        # §2.11: the Java proxy has both, the C# one only the list, new-api neither.
+        if method == "GET" and path == "/mj/task/list" and self.profile != "aggregator":
+            return self._task_list()
+        if method == "GET" and path == "/mj/task/queue" and self.profile == "classic":
+            return self._task_queue()
         if self.profile == "aggregator":
             return web.Response(status=404, text="404 page not found")  # gin's default
+        if self.profile == "classic":
+            return _json(classic.spring_error(404, path, "Not Found"), 404)
         return web.Response(status=404)
 
-    def _body(self, raw: bytes, body: Any) -> dict[str, Any]:
+    def _body(self, raw: bytes, body: Any, path: str = "") -> dict[str, Any]:
         """The JSON object body, or the server's own "cannot bind" answer."""
         if isinstance(body, dict):
             return body
         if self.profile == "aggregator":
             raise _newapi_error("bind_request_body_failed")
+        if self.profile == "classic":
+            raise _Reply(_json(classic.spring_error(400, path, "Bad Request"), 400))
         problem = {
             "type": "https://tools.ietf.org/html/rfc9110#section-15.5.1",
             "title": "One or more validation errors occurred.",
@@ -475,13 +559,14 @@ class MjProxySimulator:
         task = self.tasks.get(task_id)
         if self.profile == "aggregator":
             if task is None:
-                raise _newapi_error("task_no_found ")  # sic: new-api's trailing space
-            return _json(aggregator_dto(task, self._view(task), self.base_url))
+                raise _newapi_error("task_no_found")
+            # GetByMJId takes the first row: after /submit/modal, the one left behind.
+            return _json(task.stale_row or self._dto(task))
         if task is None:
             if self.faults.unknown_id_style == "204":
                 return web.Response(status=204)
             return web.Response(status=200)  # Java: the controller returns null → empty body
-        return _json(upstream_json(task))
+        return _json(self._task_json(task))
 
     def _list(self, body: dict[str, Any]) -> web.StreamResponse:
         status = self.faults.list_by_condition_status
@@ -498,10 +583,32 @@ class MjProxySimulator:
             if task is None:
                 continue
             if self.profile == "aggregator":
-                found.append(aggregator_dto(task, self._view(task), self.base_url))
+                # GetByMJIds returns every row with the id: the stale one and the live one.
+                if task.stale_row is not None:
+                    found.append(task.stale_row)
+                found.append(self._dto(task))
             else:
-                found.append(upstream_json(task))
+                found.append(self._task_json(task))
         return _json(found)
+
+    def _task_list(self) -> web.StreamResponse:
+        """GET /mj/task/list: Java every task newest first, C# the newest 100 (§2.11)."""
+        tasks = sorted(self.tasks.values(), key=lambda t: t.submit_time or 0, reverse=True)
+        if self.profile == "upstream":
+            tasks = tasks[:100]
+        return _json([self._task_json(t) for t in tasks])
+
+    def _task_queue(self) -> web.StreamResponse:
+        """GET /mj/task/queue (Java): the tasks waiting or running, oldest first."""
+        running = [t for t in self.tasks.values() if not t.terminal]
+        running.sort(key=lambda t: t.submit_time or 0)
+        return _json([self._task_json(t) for t in running])
+
+    def _task_json(self, task: SimTask) -> dict[str, Any]:
+        return classic.java_json(task) if self.profile == "classic" else upstream_json(task)
+
+    def _dto(self, task: SimTask) -> dict[str, Any]:
+        return aggregator_dto(task, self._view(task), self.server_address or self.base_url)
 
     # --- submits ---
 
@@ -528,7 +635,8 @@ class MjProxySimulator:
 
     def _describe(self, body: dict[str, Any], mode: str | None) -> web.StreamResponse:
         self._check_common(body)
-        source = body.get("base64") or body.get("link")
+        # The Java proxy takes `base64` only; the C# one also a `link` (§2.7).
+        source = body.get("base64") or (body.get("link") if self.profile != "classic" else None)
         if not source:
             raise _fail(4, "base64不能为空")
         if self.faults.csharp_envelope:
@@ -607,6 +715,49 @@ class MjProxySimulator:
             return self._waiting_for_modal(task)
         return self._accepted(task, d_action)
 
+    def _change(self, body: dict[str, Any], mode: str | None) -> web.StreamResponse:
+        """The Java proxy's POST /submit/change (SubmitController.change, mj-api.md §2.5)."""
+        task_id = str(body.get("taskId") or "").strip()
+        if not task_id:
+            raise _fail(4, "taskId不能为空")
+        action = body.get("action")
+        if isinstance(action, str) and action not in classic.TASK_ACTIONS:
+            # Not a TaskAction: Jackson cannot bind the body.
+            raise _Reply(_json(classic.spring_error(400, "/mj/submit/change", "Bad Request"), 400))
+        if action not in classic.CHANGE_ACTIONS:
+            raise _fail(4, "action参数错误")
+        self._check_common(body)
+        parent = self.tasks.get(task_id)
+        if parent is None:
+            raise _fail(3, "关联任务不存在或已失效")
+        if parent.status != SUCCESS:
+            raise _fail(4, "关联任务状态错误")
+        if parent.action not in classic.CHANGE_PARENTS:
+            raise _fail(4, "关联任务不允许执行变化")
+        index = body.get("index")
+        chosen = index if isinstance(index, int) and 1 <= index <= 4 else None
+        self._check_capacity()
+        custom_id = classic.custom_id_for(str(action), chosen or 1, parent.job_hash)
+        plan = plan_action(custom_id)
+        assert plan is not None
+        task = self._child(body, mode, parent, plan, custom_id, None)
+        task.action = str(action)
+        task.description = classic.change_description(task_id, str(action), index)
+        if action != "REROLL" and chosen is None:
+            # The proxy does not check the index; Discord refuses the button it makes up.
+            task.doomed = "[Invalid parameter] Invalid value"
+        return self._accepted(task, "")
+
+    def _simple_change(self, body: dict[str, Any], mode: str | None) -> web.StreamResponse:
+        """POST /submit/simple-change: `{"content": "<id> U2"}` → /submit/change."""
+        change = classic.simple_change(body.get("content"))
+        if change is None:
+            raise _fail(4, "content参数错误")
+        for key in ("state", "notifyHook"):
+            if key in body:
+                change[key] = body[key]
+        return self._change(change, mode)
+
     def _modal(self, body: dict[str, Any], mode: str | None) -> web.StreamResponse:
         task_id = str(body.get("taskId") or "").strip()
         if not task_id:
@@ -624,6 +775,11 @@ class MjProxySimulator:
         if self.faults.csharp_envelope:
             raise _csharp_envelope()
         self._check_capacity()
+        if self.profile == "aggregator" and task.stale_row is None:
+            # new-api inserts a row per submit: the modal's answer carries the same id, so the
+            # row /submit/action made stays behind, frozen as its poller last saw it.
+            task.stale_row = self._dto(task)
+            task.d_action = "MODAL"
         task.prompt = task.prompt_en = prompt
         task.properties["finalPrompt"] = prompt
         task.version = model_version(prompt)
@@ -631,7 +787,7 @@ class MjProxySimulator:
         task.modal = None
         task.status, task.progress = NOT_START, "0%"
         task.next_step_at = time.monotonic() + self.step_seconds
-        if self.profile == "upstream" and isinstance(body.get("notifyHook"), str):
+        if self.profile != "aggregator" and isinstance(body.get("notifyHook"), str):
             task.notify_hook = body["notifyHook"] or task.notify_hook
         self._book.on_change(task)
         return self._queued_or_ok(task, task.d_action)
@@ -643,7 +799,7 @@ class MjProxySimulator:
         if isinstance(state, str) and len(state) > 255:
             raise _fail(4, "state参数过长，最大255字符")
         hook = body.get("notifyHook")
-        if self.profile == "upstream" and isinstance(hook, str) and len(hook) > 2000:
+        if self.profile != "aggregator" and isinstance(hook, str) and len(hook) > 2000:
             raise _fail(4, "NotifyHook参数过长，最大2000字符")
 
     def _decode_all(self, items: Any) -> list[tuple[str, bytes]]:
@@ -680,6 +836,8 @@ class MjProxySimulator:
             raise _fail(23, "队列已满，请稍后尝试", discordInstanceId=self._book.instance_id)
 
     def _instance_props(self) -> dict[str, Any]:
+        if self.profile == "classic":
+            return {"discordInstanceId": self._book.instance_id}
         # C sets discordChannelId == discordInstanceId (§0).
         return {
             "discordInstanceId": self._book.instance_id,
@@ -697,7 +855,7 @@ class MjProxySimulator:
         bot_type = "NIJI_JOURNEY" if bot_type in ("NIJI_JOURNEY", "niji") else "MID_JOURNEY"
         state = body.get("state")
         # new-api deletes notifyHook from what it forwards (MjNotifyEnabled defaults to off).
-        hook = body.get("notifyHook") if self.profile == "upstream" else None
+        hook = body.get("notifyHook") if self.profile != "aggregator" else None
         task = SimTask(
             id=new_task_id(self.tasks),
             action=action,
@@ -806,6 +964,11 @@ class MjProxySimulator:
         attachment = self._book.attachments.get(key)
         if attachment is None:
             return web.Response(status=404, text="This content is no longer available.")
+        ttl = self.faults.link_ttl_seconds
+        if ttl is not None and time.monotonic() - attachment.created > ttl:
+            # A signed link past its `ex`: Discord refuses it (§7.5).
+            status = self.faults.expired_link_status
+            return web.Response(status=status, text="This content is no longer available.")
         data = await self._images.get(attachment.spec) if attachment.spec else attachment.data
         return web.Response(body=data, content_type=attachment.content_type)
 
@@ -818,7 +981,12 @@ class MjProxySimulator:
         path = urlsplit(url).path
         if not path.startswith("/attachments/"):
             return _json({"error": "http_get_image_failed"}, 500)
-        return await self._serve_attachment(path.removeprefix("/attachments/"))
+        upstream = await self._serve_attachment(path.removeprefix("/attachments/"))
+        if upstream.status != 200 and isinstance(upstream, web.Response):
+            # RelayMidjourneyImage relays a non-200 with the body as `error`.
+            text = upstream.text or ""
+            return _json({"error": text}, upstream.status)
+        return upstream
 
 
 def _mode_from_flags(prompt: str) -> str:

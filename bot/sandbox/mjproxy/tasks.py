@@ -90,6 +90,11 @@ class SimTask:
     history: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     # "STATUS:progress" keys already pushed to notifyHook (§5 de-duplication).
     notified: set[str] = field(default_factory=set)
+    # Aggregator: the row /submit/action left behind when /submit/modal inserted a second one
+    # for the same id (new-api inserts a row per submit; its poller updates only one of them).
+    stale_row: dict[str, Any] | None = None
+    # The reason this task will fail at its next step (the Java proxy's unchecked index).
+    doomed: str | None = None
 
     @property
     def terminal(self) -> bool:
@@ -302,17 +307,24 @@ def upstream_json(task: SimTask) -> dict[str, Any]:
     }
 
 
-def aggregator_dto(task: SimTask, snapshot: dict[str, Any] | None, base_url: str) -> dict[str, Any]:
+def aggregator_dto(
+    task: SimTask, snapshot: dict[str, Any] | None, server_address: str
+) -> dict[str, Any]:
     """new-api's MidjourneyDto (§4.4) of `task`, as of its last poll `snapshot` (None: no poll yet).
 
     Before the first poll new-api's row has an empty status and progress "0%"; afterwards every
     field comes from the upstream task it saw, except the frozen description, its own action
-    name, the prompt as sent to it, and always-empty customId/botType/maskBase64.
+    name, the prompt as sent to it, and always-empty customId/botType/maskBase64. `imageUrl` is
+    "" until the upstream task has an image, then `<ServerAddress>/mj/image/<id>` (with
+    `?rand=` until SUCCESS), as QuantumNous/new-api relay/mjproxy_handler.go
+    coverMidjourneyTaskDto builds it with MjForwardUrlEnabled (the default).
     """
     status = snapshot["status"] if snapshot else ""
-    image_url = f"{base_url}/mj/image/{task.id}"
-    if status != SUCCESS:
-        image_url += f"?rand={time.time_ns()}"
+    image_url = ""
+    if snapshot and snapshot.get("imageUrl"):
+        image_url = f"{server_address}/mj/image/{task.id}"
+        if status != SUCCESS:
+            image_url += f"?rand={time.time_ns()}"
     dto: dict[str, Any] = {
         "id": task.id,
         "action": task.d_action,
@@ -382,6 +394,8 @@ class Attachment:
     spec: ImageSpec | None = None
     data: bytes = b""
     content_type: str = "image/png"
+    # When the link was signed (monotonic): Discord's signed links expire (§7.5).
+    created: float = field(default_factory=time.monotonic)
 
 
 class TaskBook:
@@ -440,8 +454,8 @@ class TaskBook:
                 return False
             task.status, task.progress = SUBMITTED, "0%"
             task.start_time = now_ms()
-        elif self.faults.fail_reason is not None:
-            self._fail(task, self.faults.fail_reason)
+        elif task.doomed is not None or self.faults.fail_reason is not None:
+            self._fail(task, task.doomed or self.faults.fail_reason or "")
         elif task.status == SUBMITTED:
             self._progress(task, PROGRESS_STEPS[0])
         else:

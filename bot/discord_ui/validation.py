@@ -1,0 +1,225 @@
+"""The one input check at the edge: an interaction's options and a modal's fields re-checked
+against what the bot declared to Discord, before any other work.
+
+Discord enforces an option's limits in its own client only; a modified client or a replayed
+payload can send anything, and discord.py passes most of it through (an out-of-range integer,
+a string outside its `choices`, a blank or over-long string, an attachment id missing from
+`resolved`). The declarations are read from the command tree itself (discord.py's
+`app_commands.Parameter`: type, required, choices, min/max value or length, channel types)
+and from the modal's `TextInput`s, so there is no second copy of any limit.
+
+Each violation raises `InvalidInput`, whose sentence names the option and the limit; it is a
+`CheckFailure`, so the command tree's error path tells the member privately.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import discord
+from discord import AppCommandOptionType as T
+from discord import app_commands
+
+from bot.core.followups import MAX_ID
+
+if TYPE_CHECKING:
+    from bot.discord_ui.client import MjcordBot
+
+# Discord's INTEGER and NUMBER options hold values within ±2^53 (the Discord developer docs,
+# "Application Command Option Type": "Any integer between -2^53+1 and 2^53-1").
+DISCORD_NUMBER_LIMIT = 2**53 - 1
+
+_SAFE_NAME = re.compile(r"[-_\w]{1,32}")
+_SUB = (T.subcommand.value, T.subcommand_group.value)
+_WHAT = {
+    T.user: "member",
+    T.channel: "channel",
+    T.role: "role",
+    T.mentionable: "member or role",
+}
+# Where each kind of entity lives in the interaction's `resolved` data.
+_RESOLVED_KEYS: dict[T, tuple[str, ...]] = {
+    T.user: ("users",),
+    T.channel: ("channels",),
+    T.role: ("roles",),
+    T.mentionable: ("users", "roles"),
+    T.attachment: ("attachments",),
+}
+
+
+class InvalidInput(app_commands.CheckFailure):
+    """An option or modal field outside its declaration; `sentence` says which and why."""
+
+    def __init__(self, sentence: str) -> None:
+        super().__init__(sentence)
+        self.sentence = sentence
+
+
+def _no_such_option(command: str, name: object) -> InvalidInput:
+    """An unknown option, named only when the name is a plain word (crafted names can hold
+    anything: mentions, markdown, megabytes)."""
+    if isinstance(name, str) and _SAFE_NAME.fullmatch(name):
+        return InvalidInput(f"/{command} has no option `{name}`.")
+    return InvalidInput(f"/{command} has no such option.")
+
+
+def _blank(text: str) -> bool:
+    """True when nothing in `text` would show: spaces, and invisible format characters (zero
+    widths, joiners, soft hyphens, BOM — Unicode categories Z and C) count as nothing."""
+    return all(unicodedata.category(ch)[0] in "ZC" for ch in text)
+
+
+def leaf_options(options: object) -> list[Any]:
+    """The options of the (sub)command that runs: descend through subcommand groups."""
+    current = options if isinstance(options, list) else []
+    while current and isinstance(current[0], dict) and current[0].get("type") in _SUB:
+        inner = current[0].get("options")
+        current = inner if isinstance(inner, list) else []
+    return current
+
+
+def check_command(interaction: discord.Interaction[MjcordBot]) -> None:
+    """Check every option of a slash command interaction against the command's parameters.
+
+    Does nothing for an interaction whose command the tree does not know: the tree answers
+    that one itself (CommandNotFound).
+    """
+    command = interaction.command
+    data: dict[str, Any] = dict(interaction.data or {})
+    if not isinstance(command, app_commands.Command):
+        return
+    params = {p.display_name: p for p in command.parameters}
+    resolved = data.get("resolved") if isinstance(data.get("resolved"), dict) else {}
+    seen: set[str] = set()
+    for option in leaf_options(data.get("options")):
+        name = option.get("name") if isinstance(option, dict) else None
+        param = params.get(name) if isinstance(name, str) else None
+        if param is None:
+            raise _no_such_option(command.qualified_name, name)
+        if param.display_name in seen:
+            raise InvalidInput(f"`{param.display_name}` was given twice.")
+        seen.add(param.display_name)
+        check_value(param, option, resolved or {})
+    for param in params.values():
+        if param.required and param.display_name not in seen:
+            raise InvalidInput(f"`{param.display_name}` is required.")
+
+
+def check_value(param: app_commands.Parameter, option: Mapping[str, Any], resolved: Any) -> None:
+    """One option's value against its parameter's declaration."""
+    name, value = f"`{param.display_name}`", option.get("value")
+    kind = param.type
+    if option.get("type") != kind.value:
+        raise InvalidInput(f"{name} {_expected(param)}.")
+    if kind is T.string:
+        _check_string(param, name, value)
+    elif kind is T.integer:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InvalidInput(f"{name} must be a whole number.")
+        _check_range(param, name, value)
+    elif kind is T.number:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            raise InvalidInput(f"{name} must be a number.")
+        _check_range(param, name, value)
+    elif kind is T.boolean:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name} must be true or false.")
+    elif kind in _RESOLVED_KEYS:
+        _check_resolved(param, name, value, resolved)
+    if param.choices and value not in [c.value for c in param.choices]:
+        names = ", ".join(c.name for c in param.choices)
+        raise InvalidInput(f"{name} must be one of: {names}.")
+
+
+def _expected(param: app_commands.Parameter) -> str:
+    return {
+        T.string: "must be text",
+        T.integer: "must be a whole number",
+        T.number: "must be a number",
+        T.boolean: "must be true or false",
+        T.attachment: "must be an attached file",
+    }.get(param.type, f"must be a {_WHAT.get(param.type, 'value of its kind')}")
+
+
+def _check_string(param: app_commands.Parameter, name: str, value: object) -> None:
+    if not isinstance(value, str):
+        raise InvalidInput(f"{name} must be text.")
+    if _blank(value):
+        raise InvalidInput(f"{name} can't be empty.")
+    # For a string parameter discord.py keeps min_length/max_length in min_value/max_value
+    # (Parameter.to_dict sends them as min_length/max_length).
+    low, high = param.min_value, param.max_value
+    if high is not None and len(value) > high:
+        raise InvalidInput(f"{name} is {len(value)} characters long; the limit is {high:g}.")
+    if low is not None and len(value) < low:
+        raise InvalidInput(f"{name} must be at least {low:g} characters long.")
+
+
+def _check_range(param: app_commands.Parameter, name: str, value: float) -> None:
+    low = param.min_value if param.min_value is not None else -DISCORD_NUMBER_LIMIT
+    high = param.max_value if param.max_value is not None else DISCORD_NUMBER_LIMIT
+    if not low <= value <= high:
+        raise InvalidInput(f"{name} must be from {low:g} to {high:g}.")
+
+
+def _check_resolved(param: app_commands.Parameter, name: str, value: object, resolved: Any) -> None:
+    what = _WHAT.get(param.type, "file")
+    key = str(value) if isinstance(value, str | int) and not isinstance(value, bool) else ""
+    if not key.isdigit() or not 0 < int(key) <= MAX_ID:
+        raise InvalidInput(f"{name} {_expected(param)}.")
+    entry = None
+    for group in _RESOLVED_KEYS[param.type]:
+        table = resolved.get(group) if isinstance(resolved, dict) else None
+        if isinstance(table, dict) and isinstance(table.get(key), dict):
+            entry = table[key]
+            break
+    if entry is None:
+        if param.type is T.attachment:
+            raise InvalidInput(
+                f"{name}: Discord did not send the file's details. Please attach it again."
+            )
+        raise InvalidInput(f"{name}: I couldn't find that {what}. Please pick it again.")
+    if param.type is T.attachment:
+        size, url, filename = entry.get("size"), entry.get("url"), entry.get("filename")
+        if not (isinstance(size, int) and size >= 0 and isinstance(url, str)):
+            raise InvalidInput(
+                f"{name}: Discord did not send the file's details. Please attach it again."
+            )
+        if not isinstance(filename, str):
+            raise InvalidInput(f"{name}: the file has no name. Please attach it again.")
+    if param.type is T.channel and param.channel_types:
+        allowed = {t.value for t in param.channel_types}
+        if entry.get("type") not in allowed:
+            kinds = " or ".join(sorted({_channel_word(t) for t in param.channel_types}))
+            raise InvalidInput(f"{name} must be a {kinds}.")
+
+
+def _channel_word(kind: discord.ChannelType) -> str:
+    return "thread" if "thread" in kind.name else f"{kind.name.replace('_', ' ')} channel"
+
+
+def check_fields(fields: Sequence[discord.ui.TextInput[Any]]) -> None:
+    """A modal's answers against each text input's declared required/min/max length."""
+    for field in fields:
+        # discord.py 2.6+ deprecates TextInput.label (labels move to ui.Label) and forces its
+        # warning on with simplefilter("always"); recording keeps it out of the log.
+        with warnings.catch_warnings(record=True):
+            name = f"`{field.label}`"
+        value = field.value or ""
+        if field.required and _blank(value):
+            raise InvalidInput(f"{name} can't be empty.")
+        if field.max_length is not None and len(value) > field.max_length:
+            raise InvalidInput(
+                f"{name} is {len(value)} characters long; the limit is {field.max_length}."
+            )
+        if value and field.min_length is not None and len(value) < field.min_length:
+            raise InvalidInput(f"{name} must be at least {field.min_length} characters long.")
