@@ -51,12 +51,7 @@ async def run(pairs: int, size: int, attachment: bytes) -> tuple[float, list[str
     bare_p99: list[float] = []
     ours_p99: list[float] = []
     submit_spans: list[float] = []
-    # The emulator's rate limits are off here, for both bots alike: it keys every interaction
-    # callback into one bucket (the interaction id and token are not major parameters there),
-    # so a burst of 200 defers queues behind a 50/s bucket and the late ones expire, where
-    # Discord limits callbacks per interaction and exempts them from the global limit
-    # (https://discord.com/developers/docs/topics/rate-limits).
-    async with World(rate_limits=False) as bare, World(rate_limits=False) as ours:
+    async with World() as bare, World() as ours:  # Discord's rate limits on, for both
         await bare.start_bot("bench.bare_bot")
         await ours.start_bot(MJ_POLL_INTERVAL="3")
         for n in range(-WARMUP, pairs):  # the warm-up pairs (n < 0) are not counted

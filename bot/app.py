@@ -50,9 +50,11 @@ class Application:
         web_host: str = "0.0.0.0",
         min_edit_interval: float = 3.0,
         sync_only: bool = False,
+        heartbeat_timeout: float = 60.0,
     ) -> None:
         self.settings = settings
         self._sync_only = sync_only  # `python -m bot sync`: log in, sync, return
+        self._heartbeat_timeout = heartbeat_timeout
         self._guild_ready_timeout = guild_ready_timeout
         self._web_host = web_host
         self._min_edit_interval = min_edit_interval
@@ -91,6 +93,7 @@ class Application:
             cogs=lambda: cogs,  # built below: they need the bot, the presenter and the gate
             dev_guild_id=s.dev_guild_id,
             guild_ready_timeout=self._guild_ready_timeout,
+            heartbeat_timeout=self._heartbeat_timeout,
             sync_record=self.storage.command_sync,
             force_sync=self._sync_only,
         )

@@ -70,6 +70,7 @@ class MjcordBot(commands.Bot):
         cogs: Cogs = (),
         dev_guild_id: int | None = None,
         guild_ready_timeout: float = 2.0,
+        heartbeat_timeout: float = 60.0,
         sync_record: SyncRecord | None = None,
         force_sync: bool = False,
     ) -> None:
@@ -79,6 +80,9 @@ class MjcordBot(commands.Bot):
             tree_cls=MjcordTree,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
+            # discord.py resumes after this long without a gateway frame (a zombie). Keep it
+            # above the 5 s discord.py waits before a re-IDENTIFY, or that never completes.
+            heartbeat_timeout=heartbeat_timeout,
             allowed_mentions=discord.AllowedMentions.none(),
         )
         self.cogs_to_add = cogs

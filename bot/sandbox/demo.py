@@ -2,8 +2,10 @@
 
 Starts the Discord emulator and the Midjourney-proxy simulator in this process, starts the real
 bot against them (configured only through settings, as in production), plays a member running
-`/imagine` in Niji mode with a reference image, and prints the transcript as it happens. Then it
-plays one refusal (a banned prompt).
+`/imagine` in Niji mode with a reference image, and prints the transcript as it happens. Midway,
+Discord asks the bot's gateway to reconnect (op 7) and the bot resumes its session, as it must
+in production. Then it plays one refusal (a banned prompt). The emulator adds 40 ms of one-way
+network latency throughout, so the 3-second acknowledgement window is measured honestly.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -90,7 +93,7 @@ class Transcript:
 async def play() -> int:
     """Run the demo; returns the exit code."""
     configure("WARNING")
-    emu = DiscordEmulator()
+    emu = DiscordEmulator(latency_ms=40)
     sim = MjProxySimulator(profile="aggregator", step_seconds=0.8, image_px=512)
     await emu.start()
     await sim.start()
@@ -133,7 +136,7 @@ async def play() -> int:
             },
             user_id=alice,
         )
-        result = await _follow(emu, transcript, timeout=60)
+        result = await _follow(emu, transcript, timeout=60, midway=_reconnect)
         if result is None:
             print("The job did not finish in time.")
             return 1
@@ -148,6 +151,11 @@ async def play() -> int:
             print(f"  only alice sees: {message['content']}")
         received = len(sim.requests_to("/mj/submit/imagine"))
         print(f"\nThe simulator received {received} imagine submissions in all.")
+        resumed = sum(s.resumes for s in emu.sessions.values())
+        print(
+            f"The gateway was identified {len(emu.identify_payloads)} time(s) and resumed "
+            f"{resumed} time(s); {sum(len(r) for _, r in emu.replayed)} missed event(s) replayed."
+        )
         return 0
     finally:
         await app.stop()
@@ -155,14 +163,29 @@ async def play() -> int:
         await emu.stop()
 
 
+async def _reconnect(emu: DiscordEmulator) -> None:
+    print("  (Discord asks the bot's gateway to reconnect: op 7; the bot resumes its session)")
+    await emu.request_reconnect()
+
+
 async def _follow(
-    emu: DiscordEmulator, transcript: Transcript, *, timeout: float
+    emu: DiscordEmulator,
+    transcript: Transcript,
+    *,
+    timeout: float,
+    midway: Callable[[DiscordEmulator], Awaitable[None]] | None = None,
 ) -> dict[str, Any] | None:
-    """Print the transcript until a message with an attachment appears in a thread."""
+    """Print the transcript until a message with an attachment appears in a thread.
+
+    ``midway`` runs once, as soon as the job's thread exists (the job is running).
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         places = [emu.channel_id] + [t["id"] for t in emu.threads()]
         transcript.poll([int(p) for p in places])
+        if midway is not None and emu.threads():
+            await midway(emu)
+            midway = None
         for thread in emu.threads():
             for message in emu.messages(int(thread["id"])):
                 if message.get("attachments"):

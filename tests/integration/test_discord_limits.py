@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -21,10 +22,14 @@ import aiohttp
 import discord
 import pytest
 from discord import app_commands
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bot.sandbox.discord import DiscordEmulator, OpenApiValidator, models, threads
+from bot.sandbox.discord import limits as limits_module
 from bot.sandbox.discord.commands import valid_chat_input_name
-from bot.sandbox.discord.limits import BOOST_TIER_UPLOAD_LIMITS, MIB
+from bot.sandbox.discord.errors import DiscordHTTPError
+from bot.sandbox.discord.limits import BOOST_TIER_UPLOAD_LIMITS, GLOBAL_PER_SECOND, MIB, Limits
 from tests.integration.discord_helpers import (
     errors_recorder,
     new_bot,
@@ -156,6 +161,17 @@ async def test_the_global_limit_is_50_a_second_and_spares_interaction_endpoints(
     assert (await raw.call("GET", "/users/@me"))[0] == 200
     assert raw.emu.limits.invalid == {429: 1, 401: 1}
     assert raw.emu.limits.rate_limited == [("GET", "/users/@me", "global")]
+
+
+async def test_a_burst_of_interaction_callbacks_meets_no_limit(raw: Raw) -> None:
+    # 120 callbacks (to unknown interactions: 404 10062) within a second: neither the global
+    # limit nor a shared bucket turns them away; each interaction has its own.
+    results = [
+        await raw.call("POST", f"/interactions/{n}/tok{n}/callback", {"type": 5}, auth=False)
+        for n in range(1, 121)
+    ]
+    assert {(status, body["code"]) for status, _, body in results} == {(404, 10062)}
+    assert raw.emu.limits.rate_limited == []
 
 
 async def test_invalid_requests_count_401_403_429_but_not_shared_429s(raw: Raw) -> None:
@@ -573,3 +589,81 @@ def test_the_openapi_check_enforces_formats(spec_validator: OpenApiValidator | N
     assert spec_validator.validate_response("GET", "/users/{user_id}", 200, user) != []
     good_user = models.user_payload(1, "u")
     assert spec_validator.validate_response("GET", "/users/{user_id}", 200, good_user) == []
+
+
+# -- sweeps and properties ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "route",
+    DiscordEmulator.routes,
+    ids=[f"{r.method} {r.template}" for r in DiscordEmulator.routes],
+)
+async def test_every_route_answers_with_its_bucket_and_via(raw: Raw, route: Any) -> None:
+    # Every route of the emulator's table, with placeholder ids: whatever it answers (often an
+    # error), the answer names its bucket and passes Via, as Discord's do.
+    path = re.sub(r"\{(\w+)\}", "1", route.template)
+    body = {} if route.method in ("POST", "PUT", "PATCH") else None
+    if route.template.endswith("/commands") and route.method == "PUT":
+        body = []
+    status, headers, _ = await raw.call(route.method, path, body, auth=route.auth)
+    assert headers["Via"] == "1.1 google", (route.template, status)
+    assert all(h in headers for h in RATE_HEADERS), (route.template, status, headers)
+    raw.emu.violations.clear()  # placeholder bodies are not what the spec describes
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    gaps=st.lists(st.floats(min_value=0.0, max_value=0.05), min_size=1, max_size=300),
+    routes=st.lists(st.sampled_from(["a", "b", "c"]), min_size=300, max_size=300),
+)
+def test_no_second_ever_admits_more_than_50_calls(gaps: list[float], routes: list[str]) -> None:
+    clock = [1000.0]
+    limits = Limits()
+    admitted: list[float] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits_module.time, "monotonic", lambda: clock[0])
+        for gap, route in zip(gaps, routes, strict=False):
+            clock[0] += gap
+            try:
+                limits.admit(
+                    "GET", f"/{route}/{{channel_id}}", {"channel_id": route}, authenticated=True
+                )
+            except DiscordHTTPError as err:
+                assert err.status == 429 and err.body()["retry_after"] > 0
+                continue
+            admitted.append(clock[0])
+    for i, start in enumerate(admitted):
+        in_window = [t for t in admitted[i:] if t < start + 1.0]
+        assert len(in_window) <= GLOBAL_PER_SECOND
+
+
+@settings(max_examples=60, deadline=None)
+@given(gaps=st.lists(st.floats(min_value=0.0, max_value=1.5), min_size=1, max_size=60))
+def test_the_channel_bucket_never_admits_more_than_its_limit_per_window(
+    gaps: list[float],
+) -> None:
+    clock = [1000.0]
+    limits = Limits()
+    limit, period = limits.channel_messages
+    admitted: list[float] = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(limits_module.time, "monotonic", lambda: clock[0])
+        for gap in gaps:
+            clock[0] += gap
+            try:
+                headers = limits.admit(
+                    "POST",
+                    "/channels/{channel_id}/messages",
+                    {"channel_id": "9"},
+                    authenticated=True,
+                )
+            except DiscordHTTPError as err:
+                assert err.headers["X-RateLimit-Remaining"] == "0"
+                continue
+            admitted.append(clock[0])
+            assert int(headers["X-RateLimit-Remaining"]) >= 0
+    # Fixed windows opened by a first call: no window holds more than the limit, and so no
+    # span of one period holds more than twice it.
+    for i, start in enumerate(admitted):
+        assert len([t for t in admitted[i:] if t < start + period]) <= 2 * limit

@@ -63,7 +63,6 @@ class ImagineCog(commands.Cog):
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
         await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
-        # (No upload limit from the interaction: that is the member's, see presenter._upload_limit.)
         chosen = await mode_for(
             mode.value if mode else None, interaction.guild_id, self.server_modes
         )

@@ -1,16 +1,31 @@
 """DiscordEmulator: a loopback Discord (REST v10, gateway, CDN) for the real discord.py client.
 
-One guild with a ``#general`` text channel, the bot as a member with a managed role, and
-helpers to act as members (slash commands, button presses, modal submits). State lives here;
-the REST routes are in ``rest.py`` and ``interactions.py``, the request pipeline (recording,
-OpenAPI validation, fault injection, the 404 catch-all) in ``pipeline.py`` and the websocket in
-``gateway.py``. See ``/work/shared/docs/discord-emulation.md`` for the design.
+One world: a primary guild (``guild_id``) with a ``#general`` text channel, the bot as a member
+with a managed role, more guilds on demand (``add_guild``), and helpers to act as members (slash
+commands, button presses, modal submits). State lives here; the REST routes are in ``rest.py``
+and ``interactions.py``, the request pipeline (recording, OpenAPI validation, fault injection, the
+404 catch-all) in ``pipeline.py`` and the websocket sessions in ``gateway.py``. See
+``/work/shared/docs/discord-emulation.md`` for the design.
+
+Options shared by the REST and gateway sides:
+
+* ``latency_ms`` — one-way network delay in milliseconds. The gateway sends every frame that
+  long after the event happened (so an INTERACTION_CREATE reaches the bot ``latency_ms`` into its
+  3-second window); the REST pipeline applies the same figure to requests and responses. Tests
+  may change it at any time (``emu.latency_ms = 150``).
+* ``shards`` — the shard count ``GET /gateway/bot`` recommends (what ``AutoShardedClient`` uses).
+
+Gateway fault switches (each takes ``shard=`` to pick one shard, default all connections):
+``drop_gateway`` (network drop, resumable), ``request_reconnect`` (op 7), ``zombie_gateway``
+(ACKs and events withheld until the client reconnects), ``invalidate_session(resumable=...)``
+(op 9). Events published while a session has no healthy connection are kept and replayed on
+RESUME.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import copy
 import secrets
 import time
 from collections.abc import Callable
@@ -21,7 +36,13 @@ from aiohttp import web
 
 from bot.sandbox.discord import interactions, models, pipeline, rest
 from bot.sandbox.discord.errors import DiscordHTTPError, rate_limited
-from bot.sandbox.discord.gateway import GatewaySession, gateway_handler
+from bot.sandbox.discord.gateway import (
+    HEARTBEAT_INTERVAL_MS,
+    PRESENCES_INTENT,
+    Connection,
+    Session,
+    gateway_handler,
+)
 from bot.sandbox.discord.interactions import Interaction
 from bot.sandbox.discord.limits import MAX_REQUEST_BYTES, Limits
 from bot.sandbox.discord.messages import make_attachment, public_view
@@ -44,10 +65,33 @@ class DiscordEmulator:
         rate_limits: bool = True,
         rest_delay: float = 0.0,
         boost_tier: int = 0,
+        latency_ms: float = 0.0,
+        shards: int = 1,
+        heartbeat_interval_ms: int = HEARTBEAT_INTERVAL_MS,
+        session_timeout: float = 180.0,
+        replay_limit: int = 1000,
+        max_guilds_per_shard: int = 2500,
+        privileged_intents: int = 0,
+        identify_interval: float = 0.0,
     ) -> None:
         self.validator = validator
-        # Rate limits, upload limits, latency, thread caps: see limits.py.
+        # Rate limits, upload limits, REST round trips, thread caps: see limits.py. A REST round
+        # trip is also at least twice the one-way `latency_ms` (see pipeline.py).
         self.limits = Limits(rate_limits=rate_limits, rest_delay=rest_delay, boost_tier=boost_tier)
+        self.latency_ms = latency_ms
+        self.shards = shards
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        # Discord keeps a dropped session resumable "a few minutes" and publishes no buffer size.
+        self.session_timeout = session_timeout
+        self.replay_limit = replay_limit
+        self.max_guilds_per_shard = max_guilds_per_shard  # Discord: 2,500 per shard
+        # The privileged intents enabled for the app (Developer Portal); others close with 4014.
+        self.privileged_intents = privileged_intents
+        # Discord lets max_concurrency (1 here) IDENTIFYs through per 5 s and answers the rest
+        # with op 9. Off (0) by default: test clients skip discord.py's 5 s wait on purpose.
+        self.identify_interval = identify_interval
+        self.identify_refusals = 0
+        self._last_identify: dict[int, float] = {}
         self.interaction_deadline = interaction_deadline
         self.token_ttl = token_ttl
         self.snowflakes = models.Snowflakes()
@@ -56,12 +100,17 @@ class DiscordEmulator:
         self.application_id = self.snowflakes.next()
         self.bot_user_id = self.application_id  # Discord: the bot user id equals the app id
         self.owner_user_id = self.snowflakes.next()
-        self.guild_id = self.snowflakes.next()
         self.token = f"{secrets.token_urlsafe(18)}.{secrets.token_urlsafe(4)}.emulated"
 
         self.users: dict[int, dict[str, Any]] = {}
-        self.members: dict[int, dict[str, Any]] = {}  # user id -> {"roles": [...], "joined_at"}
+        # guild id -> user id -> {"roles": [...], "joined_at"}; ``members`` is the primary guild's.
+        self.guild_members: dict[int, dict[int, dict[str, Any]]] = {}
+        self.guild_ids: list[int] = []
+        self.guild_names: dict[int, str] = {}
+        self.general_channels: dict[int, int] = {}
         self.roles: dict[int, dict[str, Any]] = {}
+        self.role_guild: dict[int, int] = {}
+        self.bot_roles: dict[int, int] = {}  # guild id -> the bot's managed role there
         self.channels: dict[int, dict[str, Any]] = {}
         self.deleted_channels: set[int] = set()
         self.bot_denies: dict[int, int] = {}
@@ -79,12 +128,15 @@ class DiscordEmulator:
         self.violations: list[str] = []
         self.events: list[tuple[str, dict[str, Any]]] = []
         self.identify_payloads: list[dict[str, Any]] = []
+        self.resume_payloads: list[dict[str, Any]] = []
+        self.replayed: list[tuple[str, list[int]]] = []  # (session id, replayed sequence numbers)
+        self.sessions: dict[str, Session] = {}
+        self.connections: list[Connection] = []
         self.faults: list[pipeline.Fault] = []
         self.holds: list[pipeline.Hold] = []
         self.resume_attempts = 0
         self.gateway_connections = 0
         self.open_sockets: set[web.WebSocketResponse] = set()
-        self._session: GatewaySession | None = None
 
         self._runner: web.AppRunner | None = None
         self.port = 0
@@ -95,8 +147,8 @@ class DiscordEmulator:
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         app = web.Application(client_max_size=MAX_REQUEST_BYTES)
         app[_STATE_KEY] = self
-        app.router.add_get("/gateway", self._gateway_handler)
-        app.router.add_get("/gateway/", self._gateway_handler)
+        for path in ("/gateway", "/gateway/", "/resume-gateway", "/resume-gateway/"):
+            app.router.add_get(path, self._gateway_handler)
         for prefix in ("", "/media"):
             for kind in ("/attachments", "/ephemeral-attachments"):
                 app.router.add_get(prefix + kind + "/{tail:.*}", self._cdn_handler)
@@ -132,32 +184,78 @@ class DiscordEmulator:
         return f"ws://127.0.0.1:{self.port}/gateway"
 
     @property
+    def resume_gateway_url(self) -> str:
+        """READY's ``resume_gateway_url``: another address, as Discord's is another host."""
+        return f"ws://127.0.0.1:{self.port}/resume-gateway"
+
+    @property
     def channel_id(self) -> int:
-        return self._general_id
+        return self.general_channels[self.guild_id]
 
     @property
     def gateway_connected(self) -> bool:
-        return self._session is not None and not self._session.ws.closed
+        """Whether some session has a healthy connection carrying live events."""
+        return any(self._healthy(s) for s in self.sessions.values())
 
     # -- guild setup ------------------------------------------------------------------------
 
     def _setup_guild(self) -> None:
-        g = self.guild_id
+        self.users[self.bot_user_id] = models.user_payload(self.bot_user_id, "mjcord", bot=True)
+        self.users[self.owner_user_id] = models.user_payload(self.owner_user_id, "owner")
+        self.guild_id = self._create_guild("mjcord test guild", self.snowflakes.next())
+        self.members = self.guild_members[self.guild_id]
+        self.bot_role_id = self.bot_roles[self.guild_id]
+
+    def _create_guild(self, name: str, guild_id: int) -> int:
+        g = guild_id
+        self.guild_ids.append(g)
+        self.guild_names[g] = name
+        self.guild_members[g] = {}
         self.roles[g] = models.role_payload(g, "@everyone", models.DEFAULT_MEMBER_PERMISSIONS)
-        self.bot_role_id = self.snowflakes.next()
-        self.roles[self.bot_role_id] = models.role_payload(
-            self.bot_role_id,
+        self.role_guild[g] = g
+        bot_role = self.snowflakes.next()
+        self.roles[bot_role] = models.role_payload(
+            bot_role,
             "mjcord",
             models.DEFAULT_BOT_PERMISSIONS,
             position=1,
             managed=True,
             bot_id=self.bot_user_id,
         )
-        self.users[self.bot_user_id] = models.user_payload(self.bot_user_id, "mjcord", bot=True)
-        self.members[self.bot_user_id] = {"roles": [self.bot_role_id], "joined_at": self.created_at}
-        self.users[self.owner_user_id] = models.user_payload(self.owner_user_id, "owner")
-        self.members[self.owner_user_id] = {"roles": [], "joined_at": self.created_at}
-        self._general_id = self.add_channel("general")
+        self.role_guild[bot_role] = g
+        self.bot_roles[g] = bot_role
+        members = self.guild_members[g]
+        members[self.bot_user_id] = {"roles": [bot_role], "joined_at": self.created_at}
+        members[self.owner_user_id] = {"roles": [], "joined_at": self.created_at}
+        self.general_channels[g] = self.add_channel("general", guild_id=g)
+        return g
+
+    def add_guild(self, name: str, *, shard: tuple[int, int] | None = None) -> int:
+        """Another server in this world, the bot (and the owner) already in it; returns its id.
+
+        ``shard=(i, n)`` picks an id whose events Discord routes to shard ``i`` of ``n``
+        (``(guild_id >> 22) % n == i``): real guild ids spread over time, ids made in one
+        millisecond here would all land on one shard. Sessions serving it get GUILD_CREATE, as
+        when a bot is added to a server.
+        """
+        guild_id = self.snowflakes.next()
+        if shard is not None:
+            index, count = shard
+            stamp = guild_id >> 22
+            stamp += (index - stamp) % count
+            guild_id = (stamp << 22) | (guild_id & ((1 << 22) - 1))
+        self._create_guild(name, guild_id)
+        for session in self.serving(guild_id):
+            if session.subscribed("GUILD_CREATE", guild_id):
+                session.push("GUILD_CREATE", self.guild_create_payload(guild_id, session=session))
+        return guild_id
+
+    def guild_of(self, channel_id: int | None) -> int:
+        """The guild a channel (or thread) belongs to; the primary guild for unknown ids."""
+        channel = self.channels.get(channel_id) if channel_id is not None else None
+        if channel is None or channel.get("guild_id") is None:
+            return self.guild_id
+        return int(channel["guild_id"])
 
     def add_user(
         self,
@@ -165,34 +263,57 @@ class DiscordEmulator:
         *,
         roles: tuple[int, ...] | list[int] = (),
         permissions: int | None = None,
+        guild_id: int | None = None,
     ) -> int:
         """Add a guild member. ``permissions`` gives them a personal role with exactly those."""
         uid = self.snowflakes.next()
         self.users[uid] = models.user_payload(uid, username)
-        member_roles = list(roles)
-        if permissions is not None:
-            member_roles.append(self.add_role(f"{username}-perms", permissions))
-        self.members[uid] = {"roles": member_roles, "joined_at": models.iso_now()}
-        self._emit_soon(
-            "GUILD_MEMBER_ADD", {**(self.member_payload(uid) or {}), "guild_id": str(self.guild_id)}
-        )
+        self.join_guild(uid, guild_id or self.guild_id, roles=roles, permissions=permissions)
         return uid
 
-    def add_role(self, name: str, permissions: int, *, mentionable: bool = False) -> int:
+    def join_guild(
+        self,
+        user_id: int,
+        guild_id: int,
+        *,
+        roles: tuple[int, ...] | list[int] = (),
+        permissions: int | None = None,
+    ) -> None:
+        """Make an existing user a member of another guild too (GUILD_MEMBER_ADD)."""
+        member_roles = list(roles)
+        if permissions is not None:
+            name = f"{self.users[user_id]['username']}-perms"
+            member_roles.append(self.add_role(name, permissions, guild_id=guild_id))
+        self.guild_members[guild_id][user_id] = {
+            "roles": member_roles,
+            "joined_at": models.iso_now(),
+        }
+        member = self.member_payload(user_id, guild_id=guild_id) or {}
+        self._emit_soon("GUILD_MEMBER_ADD", {**member, "guild_id": str(guild_id)})
+
+    def add_role(
+        self, name: str, permissions: int, *, mentionable: bool = False, guild_id: int | None = None
+    ) -> int:
+        gid = guild_id or self.guild_id
         rid = self.snowflakes.next()
+        position = sum(1 for r in self.role_guild.values() if r == gid)
         self.roles[rid] = models.role_payload(
-            rid, name, permissions, position=len(self.roles), mentionable=mentionable
+            rid, name, permissions, position=position, mentionable=mentionable
         )
-        self._emit_soon(
-            "GUILD_ROLE_CREATE", {"guild_id": str(self.guild_id), "role": self.roles[rid]}
-        )
+        self.role_guild[rid] = gid
+        self._emit_soon("GUILD_ROLE_CREATE", {"guild_id": str(gid), "role": self.roles[rid]})
         return rid
 
-    def add_channel(self, name: str) -> int:
+    def add_channel(self, name: str, *, guild_id: int | None = None) -> int:
+        gid = guild_id or self.guild_id
         cid = self.snowflakes.next()
-        position = sum(1 for c in self.channels.values() if c["type"] == models.GUILD_TEXT)
+        position = sum(
+            1
+            for c in self.channels.values()
+            if c["type"] == models.GUILD_TEXT and c["guild_id"] == str(gid)
+        )
         self.channels[cid] = models.text_channel_payload(
-            cid, self.guild_id, name, position=position, overwrites=[]
+            cid, gid, name, position=position, overwrites=[]
         )
         self.channel_log[cid] = []
         self._emit_soon("CHANNEL_CREATE", self.channels[cid])
@@ -217,8 +338,10 @@ class DiscordEmulator:
         user = self.users.get(user_id)
         return dict(user) if user is not None else None
 
-    def member_payload(self, user_id: int, *, with_user: bool = True) -> dict[str, Any] | None:
-        member = self.members.get(user_id)
+    def member_payload(
+        self, user_id: int, *, with_user: bool = True, guild_id: int | None = None
+    ) -> dict[str, Any] | None:
+        member = self.guild_members[guild_id or self.guild_id].get(user_id)
         user = self.user_payload(user_id)
         if member is None or user is None:
             return None
@@ -227,13 +350,29 @@ class DiscordEmulator:
             del data["user"]
         return data
 
-    def guild_create_payload(self) -> dict[str, Any]:
-        channels = [c for c in self.channels.values() if c["type"] not in models.THREAD_TYPES]
-        threads = active_threads(self)  # Discord syncs only active threads up front
-        members = [self.member_payload(uid) for uid in self.members]
+    def guild_member_payloads(self, guild_id: int) -> list[dict[str, Any]]:
+        members = [
+            self.member_payload(uid, guild_id=guild_id) for uid in self.guild_members[guild_id]
+        ]
+        return [m for m in members if m is not None]
+
+    def guild_create_payload(
+        self, guild_id: int | None = None, *, session: Session | None = None
+    ) -> dict[str, Any]:
+        """GUILD_CREATE as ``session`` receives it (None: as a session with every intent)."""
+        gid = guild_id or self.guild_id
+        mine = [c for c in self.channels.values() if c.get("guild_id") == str(gid)]
+        channels = [c for c in mine if c["type"] not in models.THREAD_TYPES]
+        threads = active_threads(self, gid)  # Discord syncs only the active ones
+        everyone = self.guild_member_payloads(gid)
+        members = everyone
+        if session is not None and not session.intents & PRESENCES_INTENT:
+            # Discord: without GUILD_PRESENCES, "members and presences returned in this event
+            # will only contain your bot and users in voice channels".
+            members = [m for m in everyone if m["user"]["id"] == str(self.bot_user_id)]
         return {
-            "id": str(self.guild_id),
-            "name": "mjcord test guild",
+            "id": str(gid),
+            "name": self.guild_names[gid],
             "icon": None,
             "splash": None,
             "discovery_splash": None,
@@ -251,7 +390,7 @@ class DiscordEmulator:
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
             "preferred_locale": "en-US",
-            "system_channel_id": str(self.channel_id),
+            "system_channel_id": str(self.general_channels[gid]),
             "system_channel_flags": 0,
             "rules_channel_id": None,
             "public_updates_channel_id": None,
@@ -262,14 +401,14 @@ class DiscordEmulator:
             "max_stage_video_channel_users": 50,
             "application_id": None,
             "features": [],
-            "roles": list(self.roles.values()),
+            "roles": [r for rid, r in self.roles.items() if self.role_guild.get(rid) == gid],
             "emojis": [],
             "stickers": [],
             "soundboard_sounds": [],
             "channels": channels,
             "threads": threads,
-            "members": [m for m in members if m is not None],
-            "member_count": len(self.members),
+            "members": members,
+            "member_count": len(everyone),
             "presences": [],
             "voice_states": [],
             "stage_instances": [],
@@ -289,10 +428,11 @@ class DiscordEmulator:
         """Discord's permission computation: roles, then the channel's overwrites."""
         if user_id == self.owner_user_id:
             return models.ALL_PERMISSIONS
-        member = self.members.get(user_id)
+        guild_id = self.guild_of(channel_id)
+        member = self.guild_members[guild_id].get(user_id)
         if member is None:
             return 0
-        perms = int(self.roles[self.guild_id]["permissions"])
+        perms = int(self.roles[guild_id]["permissions"])
         for rid in member["roles"]:
             if rid in self.roles:
                 perms |= int(self.roles[rid]["permissions"])
@@ -307,7 +447,7 @@ class DiscordEmulator:
         if base is None:
             return perms
         overwrites = {o["id"]: o for o in base.get("permission_overwrites", [])}
-        everyone = overwrites.get(str(self.guild_id))
+        everyone = overwrites.get(str(guild_id))
         if everyone:
             perms = (perms & ~int(everyone["deny"])) | int(everyone["allow"])
         allow = deny = 0
@@ -388,38 +528,156 @@ class DiscordEmulator:
 
     # -- gateway ----------------------------------------------------------------------------
 
-    def attach_session(self, session: GatewaySession) -> None:
-        self._session = session
+    def ready_payload(self, session: Session, guilds: list[int]) -> dict[str, Any]:
+        """READY for a new session: its guilds (unavailable until GUILD_CREATE), its shard."""
+        return {
+            "v": 10,
+            "user": {
+                **(self.user_payload(self.bot_user_id) or {}),
+                "verified": True,
+                "mfa_enabled": False,
+            },
+            "guilds": [{"id": str(g), "unavailable": True} for g in guilds],
+            "session_id": session.session_id,
+            "session_type": "normal",
+            "resume_gateway_url": self.resume_gateway_url,
+            "shard": list(session.shard),
+            "application": {"id": str(self.application_id), "flags": 0},
+            "private_channels": [],
+            "relationships": [],
+            "presences": [],
+            "guild_join_requests": [],
+            "geo_ordered_rtc_regions": [],
+            "user_settings": {},
+            "auth": {},
+            "_trace": ['["mjcord-emulator"]'],
+        }
 
-    def detach_session(self, session: GatewaySession) -> None:
-        if self._session is session:
-            self._session = None
+    def identify_allowed(self, shard_id: int, max_concurrency: int = 1) -> bool:
+        """Whether an IDENTIFY for this shard fits its rate-limit bucket right now."""
+        key = shard_id % max_concurrency  # Discord: rate_limit_key = shard_id % max_concurrency
+        now = time.monotonic()
+        last = self._last_identify.get(key)
+        if self.identify_interval > 0 and last is not None and now - last < self.identify_interval:
+            return False
+        self._last_identify[key] = now
+        return True
+
+    def bot_gateway_payload(self) -> dict[str, Any]:
+        """``GET /gateway/bot``: the URL, the recommended shard count, the session start limit."""
+        # Discord: 1,000 IDENTIFYs per 24 h (RESUMEs don't count); max_concurrency 1 for small bots.
+        limit = {
+            "total": 1000,
+            "remaining": max(0, 1000 - len(self.identify_payloads)),
+            "reset_after": 14400000,
+            "max_concurrency": 1,
+        }
+        return {"url": self.gateway_url, "shards": self.shards, "session_start_limit": limit}
+
+    def publish(self, event: str, data: dict[str, Any]) -> None:
+        """Route an event to every open session whose shard serves its guild and whose
+        IDENTIFY intents ask for it.
+
+        Sessions without a healthy connection keep it for RESUME; the data is copied now, as
+        the event is what happened at this moment.
+        """
+        guild = event_guild(event, data)
+        targets = [
+            s
+            for s in self.sessions.values()
+            if not s.expired(self.session_timeout)
+            and s.serves(guild)
+            and s.subscribed(event, guild)
+        ]
+        if not targets:
+            return  # no session: the bot is offline and never sees it, as live
+        frozen = copy.deepcopy(data)
+        for session in targets:
+            session.push(event, frozen)
+        self.events.append((event, frozen))
 
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
-        """Send a gateway event to the identified client (dropped while disconnected, as live)."""
-        session = self._session
-        if session is not None:
-            await session.dispatch(event, data)
+        """Send a gateway event to the sessions serving its guild (kept for RESUME if dropped)."""
+        self.publish(event, data)
 
     def _emit_soon(self, event: str, data: dict[str, Any]) -> None:
-        # Sync helpers (add_user, add_channel) notify a connected client from the running loop.
-        if self._session is None:
-            return
-        with contextlib.suppress(RuntimeError):  # no running loop: nobody to notify
-            asyncio.get_running_loop().create_task(self.dispatch(event, data))
+        # Sync helpers (add_user, add_channel) notify the sessions at once; before any IDENTIFY
+        # there is nobody to notify.
+        self.publish(event, data)
 
-    async def wait_gateway(self, timeout: float = 10.0) -> None:
+    @staticmethod
+    def _healthy(session: Session) -> bool:
+        conn = session.connection
+        return conn is not None and conn.ready and conn.open and not conn.zombie
+
+    def serving(self, guild_id: int | None = None) -> list[Session]:
+        """Open sessions that carry a guild's events (default: the primary guild)."""
+        gid = guild_id or self.guild_id
+        return [
+            s
+            for s in self.sessions.values()
+            if not s.expired(self.session_timeout) and s.serves(gid)
+        ]
+
+    async def wait_gateway(self, timeout: float = 10.0, *, guild_id: int | None = None) -> None:
+        """Wait until a healthy connection carries the guild's events (default: primary)."""
+        gid = guild_id or self.guild_id
         await self.wait_for(
-            lambda: self.gateway_connected, timeout=timeout, what="gateway IDENTIFY"
+            lambda: any(self._healthy(s) for s in self.serving(gid)),
+            timeout=timeout,
+            what=f"gateway session for guild {gid}",
         )
 
-    async def drop_gateway(self) -> None:
-        """Close the websocket as a network fault would; the client reconnects (RESUME refused)."""
-        session = self._session
-        if session is None:
-            raise RuntimeError("no gateway session to drop")
-        self._session = None
-        await session.ws.close(code=4000, message=b"Unknown error")
+    async def _wait_online(self, guild_id: int | None, timeout: float = 10.0) -> None:
+        # A member acts whenever the bot has a session (connected or not: a dropped one keeps
+        # the interaction for RESUME, as Discord does); only before any IDENTIFY is there nobody.
+        gid = guild_id or self.guild_id
+        await self.wait_for(
+            lambda: bool(self.serving(gid)), timeout=timeout, what=f"a session for guild {gid}"
+        )
+
+    def _connections(self, shard: int | None) -> list[Connection]:
+        out = []
+        for session in self.sessions.values():
+            conn = session.connection
+            if session.closed or conn is None or not conn.open:
+                continue
+            if shard is None or session.shard[0] == shard:
+                out.append(conn)
+        if not out:
+            raise RuntimeError(f"no gateway connection to act on (shard={shard})")
+        return out
+
+    async def drop_gateway(self, *, shard: int | None = None) -> None:
+        """Close the websocket as a network fault would (4000); the client resumes."""
+        for conn in self._connections(shard):
+            conn.ready = False
+            await conn.close(4000, b"Unknown error")
+
+    async def request_reconnect(self, *, shard: int | None = None) -> None:
+        """Send op 7 RECONNECT: the client should reconnect and resume."""
+        for conn in self._connections(shard):
+            conn.ready = False
+            conn.send({"op": 7, "d": None, "s": None, "t": None})
+
+    def request_heartbeat(self, *, shard: int | None = None) -> None:
+        """Send op 1: Discord may ask for a heartbeat, which the client must send at once."""
+        for conn in self._connections(shard):
+            conn.send({"op": 1, "d": None, "s": None, "t": None})
+
+    def zombie_gateway(self, *, shard: int | None = None) -> None:
+        """Go quiet on the connection: heartbeat ACKs withheld, events kept for RESUME only."""
+        for conn in self._connections(shard):
+            conn.ready = False
+            conn.zombie = True
+
+    async def invalidate_session(self, *, resumable: bool, shard: int | None = None) -> None:
+        """Send op 9 INVALID_SESSION; ``resumable=False`` ends the session (client identifies)."""
+        for conn in self._connections(shard):
+            conn.ready = False
+            if not resumable and conn.session is not None:
+                conn.session.closed = True
+            conn.send({"op": 9, "d": resumable, "s": None, "t": None})
 
     # -- fault switches ---------------------------------------------------------------------
 
@@ -520,7 +778,7 @@ class DiscordEmulator:
         user_id: int,
         channel_id: int | None = None,
     ) -> Interaction:
-        await self.wait_gateway()
+        await self._wait_online(self.guild_of(channel_id or self.channel_id))
         payload = interactions.build_command_interaction(
             self, name, options or {}, user_id=user_id, channel_id=channel_id or self.channel_id
         )
@@ -529,7 +787,8 @@ class DiscordEmulator:
     async def press_button(
         self, message_id: int, custom_id: str, *, user_id: int, values: list[str] | None = None
     ) -> Interaction:
-        await self.wait_gateway()
+        stored = self.stored.get(message_id)
+        await self._wait_online(self.guild_of(int(stored["channel_id"]) if stored else None))
         payload = interactions.build_component_interaction(
             self, message_id, custom_id, user_id=user_id, values=values
         )
@@ -539,7 +798,7 @@ class DiscordEmulator:
         self, source: Interaction, values: dict[str, str], *, user_id: int | None = None
     ) -> Interaction:
         """Submit the modal the bot opened (callback type 9) in answer to ``source``."""
-        await self.wait_gateway()
+        await self._wait_online(self.guild_of(source.channel_id))
         payload = interactions.build_modal_submit(self, source, values, user_id=user_id)
         return await self._dispatch_interaction(payload, trigger=source)
 
@@ -571,6 +830,14 @@ class DiscordEmulator:
     # -- router -----------------------------------------------------------------------------
 
     routes = rest.ROUTES + interactions.ROUTES
+
+
+def event_guild(event: str, data: dict[str, Any]) -> int | None:
+    """The guild an event belongs to, for shard routing (None: shard 0 only, as DMs)."""
+    gid = data.get("guild_id")
+    if gid is None and event in ("GUILD_CREATE", "GUILD_UPDATE", "GUILD_DELETE"):
+        gid = data.get("id")
+    return int(gid) if gid is not None else None
 
 
 def _thread_delete(thread: dict[str, Any]) -> dict[str, Any]:

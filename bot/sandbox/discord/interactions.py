@@ -99,7 +99,8 @@ class Interaction:
 
 def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int) -> dict[str, Any]:
     channel = get_channel(emu, channel_id)
-    member = emu.member_payload(user_id)
+    guild_id = emu.guild_of(channel_id)
+    member = emu.member_payload(user_id, guild_id=guild_id)
     if member is None:
         raise LookupError(f"user {user_id} is not a member of the emulated guild (use add_user)")
     member["permissions"] = str(emu.permissions_for(user_id, channel_id))
@@ -109,8 +110,8 @@ def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int
         "type": kind,
         "token": "itok_" + secrets.token_urlsafe(48),
         "version": 1,
-        "guild_id": str(emu.guild_id),
-        "guild": {"id": str(emu.guild_id), "locale": "en-US", "features": []},
+        "guild_id": str(guild_id),
+        "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
         "channel_id": str(channel_id),
         "channel": copy.deepcopy(channel),
         "member": member,
@@ -118,7 +119,7 @@ def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int
         "locale": "en-US",
         "guild_locale": "en-US",
         "context": 0,
-        "authorizing_integration_owners": {"0": str(emu.guild_id)},
+        "authorizing_integration_owners": {"0": str(guild_id)},
         "entitlements": [],
         "entitlement_sku_ids": [],
         # What this member may upload: their Nitro limit or the server's, whichever is larger

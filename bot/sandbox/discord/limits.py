@@ -42,8 +42,16 @@ GLOBAL_PER_SECOND = 50
 VIA = "1.1 google"
 #: The routes Discord calls "interaction endpoints": not bound by the global limit.
 INTERACTION_ROUTE_PREFIXES = ("/interactions/", "/webhooks/")
-#: Path parameters that are top-level resources (a bucket is counted per their values).
-MAJOR_PARAMETERS = ("channel_id", "guild_id", "webhook_id", "webhook_token")
+#: Path parameters that are top-level resources (a bucket is counted per their values). An
+#: interaction's callback is counted per interaction: each gets one, whatever else is going on.
+MAJOR_PARAMETERS = (
+    "channel_id",
+    "guild_id",
+    "webhook_id",
+    "webhook_token",
+    "interaction_id",
+    "interaction_token",
+)
 CHANNEL_MESSAGES = "channel-messages"
 
 #: (limit, period in seconds) of the routes whose figure differs from DEFAULT_ROUTE_LIMIT.

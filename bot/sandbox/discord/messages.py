@@ -387,7 +387,7 @@ def compose_message(
                 "type": 0,
                 "message_id": str(reference["message_id"]),
                 "channel_id": str(reference.get("channel_id") or channel_id),
-                "guild_id": str(emu.guild_id),
+                "guild_id": str(emu.guild_of(int(channel_id))),
             }
     else:
         msg["edited_timestamp"] = _now()

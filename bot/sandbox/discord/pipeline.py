@@ -188,7 +188,8 @@ async def unhandled(emu: DiscordEmulator, request: web.Request) -> web.Response:
 
 
 async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
-    delay = emu.limits.rest_delay / 2
+    # One way of a round trip: REST's own setting, or the gateway's one-way latency.
+    delay = max(emu.limits.rest_delay / 2, emu.latency_ms / 1000)
     if delay > 0:
         await asyncio.sleep(delay)  # the request's way to Discord
     response = await _handle(emu, request)

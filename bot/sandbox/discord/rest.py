@@ -57,11 +57,13 @@ def get_channel_message(
 def gateway_message(emu: DiscordEmulator, msg: dict[str, Any]) -> dict[str, Any]:
     """MESSAGE_CREATE/UPDATE data: the message plus guild_id, the author's member and nonce."""
     data = public_view(msg)
-    data["guild_id"] = str(emu.guild_id)
+    guild_id = emu.guild_of(int(msg["channel_id"]))
+    data["guild_id"] = str(guild_id)
     if msg.get("_nonce") is not None:
         data["nonce"] = msg["_nonce"]
     if not msg.get("webhook_id"):
-        member = emu.member_payload(int(msg["author"]["id"]), with_user=False)
+        author = int(msg["author"]["id"])
+        member = emu.member_payload(author, with_user=False, guild_id=guild_id)
         if member is not None:
             data["member"] = member
     return data
@@ -108,7 +110,8 @@ async def delete_message(emu: DiscordEmulator, msg: dict[str, Any]) -> None:
     if channel is not None and channel["type"] in models.THREAD_TYPES:
         channel["message_count"] = max(0, channel["message_count"] - 1)
     if not msg["flags"] & models.FLAG_EPHEMERAL:
-        data = {"id": msg["id"], "channel_id": msg["channel_id"], "guild_id": str(emu.guild_id)}
+        guild_id = str(emu.guild_of(int(msg["channel_id"])))
+        data = {"id": msg["id"], "channel_id": msg["channel_id"], "guild_id": guild_id}
         await emu.dispatch("MESSAGE_DELETE", data)
 
 
@@ -143,8 +146,7 @@ async def get_gateway(emu: DiscordEmulator, req: ApiRequest) -> Reply:
 
 
 async def get_bot_gateway(emu: DiscordEmulator, req: ApiRequest) -> Reply:
-    limit = {"total": 1000, "remaining": 999, "reset_after": 14400000, "max_concurrency": 1}
-    return Reply(200, {"url": emu.gateway_url, "shards": 1, "session_start_limit": limit})
+    return Reply(200, emu.bot_gateway_payload())
 
 
 def _check_app(emu: DiscordEmulator, req: ApiRequest) -> None:
@@ -210,9 +212,9 @@ async def get_user(emu: DiscordEmulator, req: ApiRequest) -> Reply:
 
 
 async def get_guild_member(emu: DiscordEmulator, req: ApiRequest) -> Reply:
-    if req.params["guild_id"] != str(emu.guild_id):
+    if int(req.params["guild_id"]) not in emu.guild_ids:
         raise DiscordHTTPError(404, 10004, "Unknown Guild")
-    member = emu.member_payload(int(req.params["user_id"]))
+    member = emu.member_payload(int(req.params["user_id"]), guild_id=int(req.params["guild_id"]))
     if member is None:
         raise DiscordHTTPError(404, 10007, "Unknown Member")
     return Reply(200, member)
@@ -390,7 +392,7 @@ async def add_reaction(emu: DiscordEmulator, req: ApiRequest) -> Reply:
             "user_id": str(emu.bot_user_id),
             "channel_id": str(cid),
             "message_id": msg["id"],
-            "guild_id": str(emu.guild_id),
+            "guild_id": str(emu.guild_of(cid)),
             "emoji": {"id": None, "name": name},
             "burst": False,
             "type": 0,
@@ -416,11 +418,11 @@ async def create_thread_from_message(emu: DiscordEmulator, req: ApiRequest) -> R
     name = body.get("name")
     if not isinstance(name, str) or not 1 <= len(name) <= 100:
         raise invalid_form("name", "BASE_TYPE_BAD_LENGTH", "Must be between 1 and 100 in length.")
-    archive = threads.before_create(emu, body.get("auto_archive_duration"))
+    archive = threads.before_create(emu, parent, body.get("auto_archive_duration"))
     thread_id = int(msg["id"])  # Discord: a thread started from a message shares its id
     thread = models.thread_payload(
         thread_id,
-        emu.guild_id,
+        emu.guild_of(pid),
         pid,
         name,
         owner_id=emu.bot_user_id,
@@ -455,7 +457,7 @@ async def create_thread_from_message(emu: DiscordEmulator, req: ApiRequest) -> R
         "message_reference": {
             "type": 0,
             "channel_id": str(thread_id),
-            "guild_id": str(emu.guild_id),
+            "guild_id": str(emu.guild_of(pid)),
         },
     }
     await store_message(emu, system)

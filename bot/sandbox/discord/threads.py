@@ -41,12 +41,14 @@ def is_thread(channel: dict[str, Any]) -> bool:
     return channel["type"] in models.THREAD_TYPES
 
 
-def active_threads(emu: DiscordEmulator) -> list[dict[str, Any]]:
-    """The threads GUILD_CREATE carries: the active (unarchived) ones."""
+def active_threads(emu: DiscordEmulator, guild_id: int | None = None) -> list[dict[str, Any]]:
+    """The threads GUILD_CREATE carries: the active (unarchived) ones (of ``guild_id``)."""
     return [
         dict(c)
         for c in emu.channels.values()
-        if is_thread(c) and not c["thread_metadata"]["archived"]
+        if is_thread(c)
+        and not c["thread_metadata"]["archived"]
+        and (guild_id is None or c.get("guild_id") == str(guild_id))
     ]
 
 
@@ -83,7 +85,8 @@ async def set_state(
     thread = emu.channels[thread_id]
     meta = thread["thread_metadata"]
     if archived is not None and archived != meta["archived"]:
-        if not archived and len(active_threads(emu)) >= emu.limits.max_active_threads:
+        guild_id = int(thread["guild_id"])
+        if not archived and len(active_threads(emu, guild_id)) >= emu.limits.max_active_threads:
             raise too_many_active_threads()
         meta["archived"] = archived
         meta["archive_timestamp"] = models.iso_now()
@@ -123,10 +126,11 @@ def before_edit(emu: DiscordEmulator, channel: dict[str, Any]) -> None:
         raise thread_locked()
 
 
-def before_create(emu: DiscordEmulator, archive_duration: Any) -> int:
-    """Checks for a new thread; returns its auto_archive_duration (Discord's default 4320)."""
+def before_create(emu: DiscordEmulator, parent: dict[str, Any], archive_duration: Any) -> int:
+    """Checks for a new thread in ``parent``'s server; returns its auto_archive_duration
+    (Discord's default 4320 minutes)."""
     duration = before_create_duration(archive_duration or 4320)
-    if len(active_threads(emu)) >= emu.limits.max_active_threads:
+    if len(active_threads(emu, int(parent["guild_id"]))) >= emu.limits.max_active_threads:
         raise too_many_active_threads()
     return duration
 
