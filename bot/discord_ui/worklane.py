@@ -14,7 +14,8 @@ The lane, per client:
 - admits post-defer work only while none is waiting for its acknowledgement and none arrived
   in the last QUIET seconds (a burst is served first), or once the oldest waiting command has
   waited MAX_HOLD (so a server that is never quiet still gets its work done), and at most
-  `size` commands at once; a command holds its place until its task ends;
+  `size` commands at once; a command holds its place until its task ends, or HOLD_LIMIT
+  seconds at most (its last steps may wait on Discord's rate limits);
 - admits in arrival order (FIFO), so no command starves.
 
 A command calls `await after_defer(interaction)` right after its defer; that is all the wiring a
@@ -37,6 +38,10 @@ log = logging.getLogger(__name__)
 
 #: Commands doing post-defer work at once.
 LANE_SIZE = 24
+#: A command gives its place back after this long even if it has not ended: its last steps
+#: (reply, thread, status message) may wait seconds on Discord's rate limits (thread creation:
+#: a few per channel per several seconds), and must not hold back the next commands' submits.
+HOLD_LIMIT = 2.0
 #: How often the lane looks again while acknowledgements are pending (seconds).
 RECHECK = 0.005
 #: Interactions not acknowledged after this long have expired; the lane stops waiting for them.
@@ -146,4 +151,13 @@ async def after_defer(interaction: discord.Interaction[Any]) -> None:
     if task is None:  # not in a task (cannot happen in discord.py's dispatch): no hold
         lane.leave()
         return
-    task.add_done_callback(lambda _: lane.leave())
+    given_back = False
+
+    def give_back(*_: object) -> None:
+        nonlocal given_back
+        if not given_back:
+            given_back = True
+            lane.leave()
+
+    task.add_done_callback(give_back)
+    asyncio.get_running_loop().call_later(HOLD_LIMIT, give_back)
