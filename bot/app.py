@@ -106,7 +106,7 @@ class Application:
             observer=self.mirror,
             parent_of=lambda channel_id: thread_parent(bot, channel_id),
         )
-        moderation = ModerationService(gate)
+        moderation = ModerationService(gate, self.storage.jobs)
         self.presenter = presenter = DiscordPresenter(
             bot, files, min_edit_interval=self._min_edit_interval
         )
@@ -141,7 +141,7 @@ class Application:
                 server_modes=gate.default_mode,
             ),
             QuotaCog(moderation),
-            ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
+            ModerationCog(bot, moderation, health=self._health),
         ]
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
         self.web = WebServer(
