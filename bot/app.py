@@ -31,6 +31,7 @@ from bot.discord_ui.cogs.moderation import ModerationCog, QuotaCog
 from bot.discord_ui.mod_views import thread_parent
 from bot.discord_ui.presenter import DiscordPresenter
 from bot.discord_ui.restore import DiscordPlaces
+from bot.discord_ui.worklane import attach as attach_work_lane
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -100,6 +101,7 @@ class Application:
             sync_record=self.storage.command_sync,
             force_sync=self._sync_only,
         )
+        attach_work_lane(bot)  # post-defer work waits for pending acknowledgements
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
         gate = ModerationGate(
@@ -108,7 +110,7 @@ class Application:
             observer=self.mirror,
             parent_of=lambda channel_id: thread_parent(bot, channel_id),
         )
-        moderation = ModerationService(gate)
+        moderation = ModerationService(gate, self.storage.jobs)
         self.presenter = presenter = DiscordPresenter(
             bot, files, min_edit_interval=self._min_edit_interval
         )
@@ -145,7 +147,7 @@ class Application:
             DescribeBlendCog(service, server_modes=gate.default_mode),
             ImagineCog(service, presenter, server_modes=gate.default_mode),
             QuotaCog(moderation),
-            ModerationCog(bot, moderation, self.storage.jobs, health=self._health),
+            ModerationCog(bot, moderation, health=self._health),
         ]
         secret = s.webhook_secret.get_secret_value() if s.webhook_secret else None
         self.web = WebServer(

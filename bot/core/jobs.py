@@ -274,23 +274,40 @@ class Job:
             return self
         if new_status is JobStatus.SUCCEEDED:
             progress = 100
-        changed = dataclasses.replace(
+        image_url = snap.image_url or self.image_url
+        fail_reason = snap.fail_reason if new_status is JobStatus.FAILED else self.fail_reason
+        final_prompt = snap.final_prompt or self.final_prompt
+        buttons = snap.buttons or self.buttons
+        queue_position = None if new_status is not JobStatus.QUEUED else self.queue_position
+        if (
+            new_status,
+            progress,
+            image_url,
+            fail_reason,
+            final_prompt,
+            buttons,
+            queue_position,
+        ) == (
+            self.status,
+            self.progress,
+            self.image_url,
+            self.fail_reason,
+            self.final_prompt,
+            self.buttons,
+            self.queue_position,
+        ):
+            return self  # nothing new: no copy (the tracker asks this of every task it polls)
+        return dataclasses.replace(
             self,
             status=new_status,
             progress=progress,
-            image_url=snap.image_url or self.image_url,
-            fail_reason=snap.fail_reason if new_status is JobStatus.FAILED else self.fail_reason,
-            final_prompt=snap.final_prompt or self.final_prompt,
-            buttons=snap.buttons or self.buttons,
-            queue_position=None if new_status is not JobStatus.QUEUED else self.queue_position,
-        )
-        if changed == self:
-            return self
-        finished_at = now if new_status.finished else None
-        return dataclasses.replace(
-            changed,
+            image_url=image_url,
+            fail_reason=fail_reason,
+            final_prompt=final_prompt,
+            buttons=buttons,
+            queue_position=queue_position,
             updated_at=now,
-            finished_at=finished_at,
+            finished_at=now if new_status.finished else None,
             post_state=PostState.INTENT if new_status.finished else self.post_state,
         )
 

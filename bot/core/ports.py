@@ -318,14 +318,6 @@ class ModerationRepository(Protocol):
         """Forget the member's use of their quota in the last day; returns how many units."""
         ...
 
-    async def strikes(self, guild_id: int, user_id: int, since: datetime) -> list[Strike]:
-        """The member's strikes since a time, oldest first."""
-        ...
-
-    async def add_strike(self, strike: Strike) -> None:
-        """Record a strike that did not come from a reserved job."""
-        ...
-
     async def record(self, entry: AuditEntry) -> AuditEntry:
         """Append to the audit log; returns the entry with its id."""
         ...

@@ -16,7 +16,8 @@ import discord
 from bot.core.jobs import Job
 from bot.core.moderation import AuditEntry, AuditKind
 from bot.core.ports import JobRepository, ModerationRepository
-from bot.discord_ui.mod_views import entry_embed, entry_view
+from bot.discord_ui.mod_buttons import entry_view
+from bot.discord_ui.mod_embeds import entry_embed
 from bot.discord_ui.render import NO_PINGS
 
 log = logging.getLogger(__name__)

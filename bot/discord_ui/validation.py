@@ -164,11 +164,16 @@ def _check_string(param: app_commands.Parameter, name: str, value: object) -> No
         raise InvalidInput(f"{name} must be at least {low:g} characters long.")
 
 
+def _number(value: float) -> str:
+    """A limit as a sentence shows it: whole numbers in full (`1000000`, not `:g`'s `1e+06`)."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def _check_range(param: app_commands.Parameter, name: str, value: float) -> None:
     low = param.min_value if param.min_value is not None else -DISCORD_NUMBER_LIMIT
     high = param.max_value if param.max_value is not None else DISCORD_NUMBER_LIMIT
     if not low <= value <= high:
-        raise InvalidInput(f"{name} must be from {low:g} to {high:g}.")
+        raise InvalidInput(f"{name} must be from {_number(low)} to {_number(high)}.")
 
 
 def _check_resolved(param: app_commands.Parameter, name: str, value: object, resolved: Any) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bot.app import Application
@@ -69,6 +69,17 @@ async def imagine_refused(emu: DiscordEmulator, user: int, prompt: str) -> str:
     await emu.wait_for(lambda: bool(inter.ephemeral_messages), timeout=10)
     (message,) = inter.ephemeral_messages
     return str(message["content"])
+
+
+async def answer(emu: DiscordEmulator, inter: Any) -> str:
+    """The private sentence an interaction got (after a "thinking" acknowledgement too)."""
+
+    def said() -> list[str]:
+        return [str(m["content"]) for m in inter.ephemeral_messages if m["content"]]
+
+    await emu.wait_for(lambda: bool(said()), timeout=10, what="a private answer")
+    (sentence,) = said()
+    return sentence
 
 
 def custom_ids(message: dict[str, Any]) -> list[str]:
@@ -291,7 +302,8 @@ async def test_code_24_and_banned_failures_are_strikes_that_bring_an_automatic_b
         await asyncio.sleep(0.05)
     ban = await repo.active_ban(emu.guild_id, alice, now)
     assert ban is not None and ban.by == 0 and ban.until is not None
-    assert len(await repo.strikes(emu.guild_id, alice, ban.at.replace(year=2000))) == 2
+    strikes = await repo.report(emu.guild_id, ban.at.replace(year=2000), ban.at + timedelta(days=1))
+    assert strikes.strikes == 2
     sim.faults.fail_reason = None
     refusal = await imagine_refused(emu, alice, "a cat")
     assert refusal.startswith("You are banned from using this bot in this server (2 prompts")
@@ -365,23 +377,21 @@ async def test_the_log_channel_mirrors_submissions_and_its_buttons_work_after_a_
     repo = app.storage.moderation  # type: ignore[union-attr]
     refund = button(entry, "mjmod:refund:")
     denied = await emu.press_button(int(entry["id"]), refund, user_id=alice)
-    await emu.wait_for(lambda: bool(denied.ephemeral_messages), timeout=10)
-    assert "Only moderators" in denied.ephemeral_messages[0]["content"]
+    assert "Only moderators" in await answer(emu, denied)
     pressed = await emu.press_button(int(entry["id"]), refund, user_id=moderator)
-    await emu.wait_for(lambda: bool(pressed.ephemeral_messages), timeout=10)
-    assert "is refunded" in pressed.ephemeral_messages[0]["content"]
+    assert "is refunded" in await answer(emu, pressed)
     job_id = int(refund.split(":")[2])
     report = await repo.report(emu.guild_id, final_time(app, -1), final_time(app, 1))
     assert report.refunded == 1
     deleted = await emu.press_button(
         int(entry["id"]), button(entry, "mjmod:delete:"), user_id=moderator
     )
-    await emu.wait_for(lambda: bool(deleted.ephemeral_messages), timeout=10)
+    assert "is deleted" in await answer(emu, deleted)
     assert emu.message(int(final["id"])) is None
     banned = await emu.press_button(
         int(entry["id"]), button(entry, "mjmod:ban:"), user_id=moderator
     )
-    await emu.wait_for(lambda: bool(banned.ephemeral_messages), timeout=10)
+    assert "is banned from making images" in await answer(emu, banned)
     assert await repo.active_ban(emu.guild_id, alice, final_time(app, 0)) is not None
     # A refusal is mirrored too.
     await imagine_refused(emu, alice, "a cat")
@@ -419,3 +429,28 @@ async def test_report_on_a_result_goes_to_the_log_channel(
     assert any(cid.startswith("mjmod:ban:") for cid in custom_ids(entry))
     audit = await app.storage.moderation.audit(emu.guild_id)  # type: ignore[union-attr]
     assert AuditKind.REPORT in {e.kind for e in audit}
+
+
+async def test_status_shows_jobs_in_progress_settings_and_the_latest_failures_in_plain_words(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    moderator = emu.add_user("mod", permissions=MANAGE_GUILD)
+    alice = emu.add_user("alice")
+    await mod(emu, moderator, "limits default", per_day=5)
+    sim.faults.fail_reason = "Internal server error"
+    await imagine_ok(emu, alice, "a lighthouse")
+    sim.faults.fail_reason = None
+    repo = app.storage.moderation  # type: ignore[union-attr]
+    await eventually(lambda: refunded(repo, emu.guild_id, alice))
+    inter = await emu.slash_command("mod", {"status": {}}, user_id=moderator)
+
+    def answered() -> bool:
+        return any(m["content"] for m in inter.ephemeral_messages)
+
+    await emu.wait_for(answered, timeout=10)
+    (message,) = [m for m in inter.ephemeral_messages if m["content"]]
+    lines = message["content"].split("\n")
+    assert "Jobs in progress here: 0 (0 waiting in the queue)." in lines
+    assert any(line.startswith("Quota: 5 per day; server cap: none;") for line in lines)
+    (failure,) = [line for line in lines if line.startswith("• job ")]
+    assert "internal error" in failure and lines[lines.index(failure) - 1] == "Latest failures:"

@@ -12,7 +12,7 @@ import pytest
 
 from bot.adapters.storage import Storage
 from bot.core.errors import Refused
-from bot.core.gate import ModerationGate, ModerationService
+from bot.core.gate import ModerationGate, ModerationService, NotAllowed
 from bot.core.jobs import Job, JobStatus, Mode, PostState, Route
 from bot.core.moderation import (
     AuditEntry,
@@ -31,7 +31,8 @@ from bot.core.moderation import (
     Usage,
     decide_quota,
 )
-from bot.core.ports import Ticket
+from bot.core.moderation import settings as change
+from bot.core.ports import ModerationRepository, Ticket
 from tests.integration import test_storage as base
 from tests.integration.test_storage import BIG_ID, Target
 from tests.unit.fakes import FakeClock
@@ -42,6 +43,16 @@ storage = base.storage
 
 G, U, V = BIG_ID, BIG_ID + 10, BIG_ID + 11
 CHANNEL = BIG_ID + 20
+
+
+#: A moderator's ticket (Manage Server) in the test server.
+MOD = Ticket(G, CHANNEL, 7, manage_guild=True)
+
+
+async def strike_count(repo: ModerationRepository, clock: FakeClock) -> int:
+    """The server's strikes over the last day, as the usage report counts them."""
+    now = clock.now()
+    return (await repo.report(G, now - timedelta(days=1), now + timedelta(days=1))).strikes
 
 
 def quota(policy: Policy, clock: FakeClock):  # type: ignore[no-untyped-def]
@@ -223,7 +234,7 @@ async def test_concurrent_settles_of_one_job_refund_and_strike_once(target: Targ
             )
         )
         assert sum(r is not None for r in results) == 1
-        assert len(await repo.strikes(G, U, clock.now() - timedelta(days=1))) == 1
+        assert await strike_count(repo, clock) == 1
     finally:
         for s in stores:
             await s.close()
@@ -359,10 +370,9 @@ async def test_the_gate_reserves_refunds_strikes_and_bans(storage: Storage) -> N
     clock = FakeClock()
     seen = Seen()
     gate = ModerationGate(storage.moderation, clock, observer=seen)
-    mods = ModerationService(gate)
+    mods = ModerationService(gate, storage.jobs)
     await mods.change(
-        G,
-        7,
+        MOD,
         "limits",
         lambda p: dataclasses.replace(
             p, limits=Limits(per_day=2), strike_limit=2, strike_ban=timedelta(hours=12)
@@ -378,7 +388,7 @@ async def test_the_gate_reserves_refunds_strikes_and_bans(storage: Storage) -> N
     # Code 24 arrives as a failed job naming banned content: refunded, and a strike.
     await gate.settle(job(1, JobStatus.FAILED, "code 24: 可能包含敏感词 (bannedWord: gore)"))
     await gate.settle(job(1, JobStatus.FAILED, "code 24: 可能包含敏感词 (bannedWord: gore)"))
-    assert len(await storage.moderation.strikes(G, U, clock.now() - timedelta(days=1))) == 1
+    assert await strike_count(storage.moderation, clock) == 1
     await gate.admit(dataclasses.replace(ticket, job_id=3))
     await gate.settle(job(3, JobStatus.FAILED, "[Banned prompt detected] Sorry!"))
     with pytest.raises(Refused, match="banned from using this bot") as err:
@@ -395,23 +405,89 @@ async def test_the_gate_reserves_refunds_strikes_and_bans(storage: Storage) -> N
 async def test_the_gate_refuses_banned_terms_and_other_channels_first(storage: Storage) -> None:
     clock = FakeClock()
     gate = ModerationGate(storage.moderation, clock, parent_of=lambda c: CHANNEL if c == 5 else 0)
-    mods = ModerationService(gate)
-    await mods.add_term(G, 7, TermKind.WORD, "Gore")
+    mods = ModerationService(gate, storage.jobs)
+    await mods.add_term(MOD, TermKind.WORD, "Gore")
     with pytest.raises(Refused, match="“gore”"):
         await gate.admit(Ticket(G, CHANNEL, U, prompt="so much GORE"))
-    await mods.change(
-        G, 7, "channels", lambda p: dataclasses.replace(p, allowed_channels=frozenset({CHANNEL}))
-    )
+    await mods.change(MOD, "channels", change.add_channel(CHANNEL))
     with pytest.raises(Refused, match="can't be made in this channel"):
         await gate.admit(Ticket(G, CHANNEL + 1, U, prompt="a cat"))
     await gate.admit(Ticket(G, 5, U, prompt="a cat"))  # a thread of the allowed channel
-    assert await mods.remove_term(G, 7, "GORE")
+    assert await mods.remove_term(MOD, "GORE")
     await gate.admit(Ticket(G, CHANNEL, U, prompt="so much gore"))
-    assert [e.action for e in await mods.audit(G)][:3] == ["term_remove", "channel", "channels"]
+    audit = await storage.moderation.audit(G)
+    assert [e.action for e in audit][:3] == ["term_remove", "channel", "channels"]
 
 
 async def test_settling_a_job_that_was_never_reserved_does_nothing(storage: Storage) -> None:
     gate = ModerationGate(storage.moderation, FakeClock())
     await gate.settle(job(1, JobStatus.FAILED, "banned"))
-    assert await storage.moderation.strikes(G, U, FakeClock().now() - timedelta(days=1)) == []
+    assert await strike_count(storage.moderation, FakeClock()) == 0
     assert Usage() == await storage.moderation.usage(G, U, FakeClock().now())
+
+
+async def test_images_made_count_every_unit_not_refunded_whatever_paid_for_it(
+    storage: Storage,
+) -> None:
+    clock = FakeClock()
+    repo = storage.moderation
+    policy = Policy(G, limits=Limits(per_day=1))
+    await repo.grant(G, U, 1)
+    assert await repo.reserve(reservation(1, clock), quota(policy, clock)) is Charge.QUOTA
+    assert await repo.reserve(reservation(2, clock), quota(policy, clock)) is Charge.BONUS
+    await repo.grant(G, U, 1)
+    assert await repo.reserve(reservation(3, clock), quota(policy, clock)) is Charge.BONUS
+    assert await repo.refund(3)
+    usage = await repo.usage(G, U, clock.now())
+    assert len(usage.member_times) == 1 and len(usage.made_times) == 2
+    await repo.reset(G, U, clock.now())
+    usage = await repo.usage(G, U, clock.now())
+    assert usage.member_times == () and len(usage.made_times) == 2
+
+
+async def test_moderator_actions_refuse_bad_targets_and_numbers_and_change_nothing(
+    storage: Storage,
+) -> None:
+    clock = FakeClock()
+    gate = ModerationGate(storage.moderation, clock)
+    mods = ModerationService(gate, storage.jobs)
+    helpers = BIG_ID + 30
+    await mods.change(MOD, "moderator_role", change.moderator_role(helpers))
+    before = await storage.moderation.policy(G)
+    member = Ticket(G, CHANNEL, U)
+    cases = [
+        (mods.ban(MOD, Ticket(G, 0, 99), "", None, bot_user_id=99), "I can't ban myself"),
+        (mods.ban(MOD, Ticket(G, 0, V, manage_guild=True), "", None, bot_user_id=1), "moderator"),
+        (mods.ban(MOD, Ticket(G, 0, V, role_ids=(helpers,)), "", None, bot_user_id=1), "moderator"),
+        (mods.ban(MOD, Ticket(G, 0, V), "", "-5d", bot_user_id=1), "duration must be like 30m"),
+        (mods.ban(MOD, Ticket(G, 0, V), "", "99999w", bot_user_id=1), "at most 3,650 days"),
+        (mods.ban(member, Ticket(G, 0, V), "", None, bot_user_id=1), "Only moderators"),
+        (mods.grant(MOD, V, -5), "images must be a whole number from 1 to 1,000."),
+        (mods.grant(MOD, V, 10**12), "images must be a whole number from 1 to 1,000."),
+        (mods.report(MOD, 0), "days must be a whole number from 1 to 90."),
+        (mods.refund(MOD, 2**70), "not in this server's records"),
+    ]
+    for call, sentence in cases:
+        with pytest.raises(NotAllowed) as err:
+            await call
+        assert sentence in err.value.member_message
+    changes = [
+        (
+            lambda: change.default_limits(-5, None),
+            "per_day must be a whole number from 0 to 100,000.",
+        ),
+        (lambda: change.default_limits(None, 10**9), "per_hour must be a whole number from 0"),
+        (lambda: change.server_cap(-1), "per_day must be a whole number from 0 to 1,000,000."),
+        (lambda: change.cooldown(10**20), "seconds must be a whole number from 0 to 86,400."),
+        (lambda: change.in_flight(0, None), "member must be a whole number from 1 to 1,000."),
+        (lambda: change.strikes(51, 24, "1d"), "limit must be a whole number from 0 to 50."),
+        (lambda: change.strikes(3, 0, "1d"), "window_hours must be a whole number from 1"),
+        (lambda: change.strikes(3, 24, "soon"), "ban must be like 30m, 12h, 7d or 2w"),
+    ]
+    for build, sentence in changes:
+        with pytest.raises(NotAllowed) as err:
+            build()
+        assert sentence in err.value.member_message
+    assert await storage.moderation.bans(G, clock.now()) == []
+    assert await storage.moderation.policy(G) == before
+    assert (await storage.moderation.usage(G, V, clock.now())).credits == 0

@@ -7,15 +7,19 @@ import re
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from bot.core.moderation import (
     Ban,
     Charge,
     Limits,
+    NotAllowed,
     Policy,
     Refusal,
     Rule,
     Usage,
+    bounds,
     can_moderate,
     check_ban,
     check_channel,
@@ -225,3 +229,54 @@ def test_daily_counts_cover_every_day_of_the_period() -> None:
     now = clock.now()
     counts = daily_counts([now, now, now - timedelta(days=2)], now - timedelta(days=3), now)
     assert [c for _, c in counts] == [0, 1, 0, 2]
+
+
+def test_quota_always_says_what_the_member_made_even_without_limits_or_when_banned() -> None:
+    clock = FakeClock()
+    made = times(clock, 300, 30, 10)
+    usage = Usage(member_times=made[:1], made_times=made)
+    text = describe_quota(quota_status(Policy(G), (), usage, clock.now()), None)
+    assert text.split("\n") == [
+        "You have made 3 images in the last 24 hours (2 in the last hour).",
+        "You have no image limit in this server.",
+    ]
+    ban = Ban(G, U, "spam", clock.now())
+    banned = describe_quota(quota_status(Policy(G), (), usage, clock.now()), None, ban)
+    assert banned.startswith("You are banned from using this bot in this server (spam).\n")
+    assert "You have made 3 images" in banned
+
+
+# --- the declared bounds of /mod numbers ---------------------------------------------------------
+
+ALL_BOUNDS = [v for v in vars(bounds).values() if isinstance(v, bounds.Bound)]
+
+
+@given(bound=st.sampled_from(ALL_BOUNDS), value=st.integers(min_value=-(2**70), max_value=2**70))
+def test_a_bound_refuses_exactly_the_numbers_outside_its_range_with_one_sentence(
+    bound: bounds.Bound, value: int
+) -> None:
+    if bound.low <= value <= bound.high:
+        bound.check(value)
+        return
+    with pytest.raises(NotAllowed) as err:
+        bound.check(value)
+    sentence = err.value.member_message
+    assert sentence.startswith(f"{bound.option} must be a whole number from ")
+    assert sentence.endswith(f"{bound.high:,}.") and sentence.count(".") == 1
+
+
+@pytest.mark.parametrize("value", [True, False, 1.5, "3"])
+def test_a_bound_refuses_what_is_not_a_whole_number(value: object) -> None:
+    with pytest.raises(NotAllowed):
+        bounds.GRANT_IMAGES.check(value)  # type: ignore[arg-type]
+
+
+def test_while_the_day_is_full_the_next_image_frees_up_with_the_day_not_the_hour() -> None:
+    clock = FakeClock()
+    policy = Policy(G, limits=Limits(per_day=5, per_hour=2))
+    usage = Usage(member_times=times(clock, 20 * 60, 19 * 60, 18 * 60, 17 * 60, 30))
+    status = quota_status(policy, (), usage, clock.now())
+    # The hour has room (1 of 2) but the day is full until the oldest image is 24 hours old.
+    assert status.frees_at == clock.now() + timedelta(hours=4)
+    refusal = decide_quota(policy, (), usage, clock.now())
+    assert isinstance(refusal, Refusal) and stamp(status.frees_at) in refusal.reason

@@ -1,5 +1,5 @@
-"""The banned-term matcher: whole words, case and accents, patterns and their guard (examples and
-properties)."""
+"""The banned-term matcher: whole words, case, accents, invisible characters and look-alike
+letters, the whole prompt, patterns and their time bounds (examples and properties)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 import unicodedata
 
 import pytest
+from confusable_homoglyphs import confusables
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from bot.core.moderation import (
-    MAX_SCAN,
     BadTerm,
     Term,
     TermKind,
@@ -21,6 +21,9 @@ from bot.core.moderation import (
     check_terms,
     fold,
 )
+from bot.core.moderation.bounds import TEST_PROMPT_LENGTH
+
+MAX_SCAN = TEST_PROMPT_LENGTH
 
 
 def matcher(*words: str, patterns: tuple[str, ...] = ()) -> TermMatcher:
@@ -70,11 +73,9 @@ def test_the_refusal_names_what_matched() -> None:
     "pattern",
     [
         r"(a+)+",
-        r"(a*)*b",
         r"(\w+\s?)+$",
         r"(a|aa)+",
         r"(x+x+)+y",
-        r"(a)\1",
         "a" * 101,
         r".*.*.*x",
         "(",
@@ -164,5 +165,128 @@ def test_every_accepted_pattern_matches_a_worst_case_prompt_quickly(
         return
     m = TermMatcher([term])
     start = time.perf_counter()
-    m.find(text)
+    hit = m.find(text)
     assert time.perf_counter() - start < 0.5, f"{pattern!r} took too long"
+    # A pattern that ran out of time refuses the prompt: nothing passes unchecked.
+    if hit is not None and hit.timed_out:
+        assert check_terms(m, text) is not None
+
+
+# --- the normaliser: invisible characters, look-alike letters, the whole prompt -----------------
+
+
+@pytest.mark.parametrize(
+    "prompt",
+    [
+        "g\u200bore",  # zero-width space
+        "go\u00adre",  # soft hyphen
+        "g\u200do\u200cre",  # zero-width joiner and non-joiner
+        "go\u2060re",  # word joiner
+        "g\u043ere",  # Cyrillic о
+        "\u0261\u03bf\u0433\u0435",  # Latin script g, Greek omicron, Cyrillic г and е
+        "GORE".replace("O", "\u039f"),  # Greek capital omicron
+        "𝐠𝐨𝐫𝐞",
+        "g0re",
+    ],
+)
+def test_invisible_characters_and_look_alike_letters_do_not_hide_a_word(prompt: str) -> None:
+    hit = matcher("gore").find(f"a {prompt} scene")
+    assert hit is not None and hit.matched == "gore"
+
+
+def test_a_term_is_found_anywhere_in_a_prompt_of_any_length() -> None:
+    long_prompt = "a lighthouse at dusk, " * 500 + "gore"
+    assert len(long_prompt) > 10_000
+    hit = matcher("gore").find(long_prompt)
+    assert hit is not None and hit.matched == "gore"
+    refusal = check_terms(matcher(patterns=(r"n[a@]ked",)), "x " * 5000 + "n@ked")
+    assert refusal is not None
+
+
+def _look_alikes(letter: str) -> list[str]:
+    """Every single character Unicode's confusables table (as the library ships it) lists as
+    looking like `letter` or its capital: other scripts' letters and digits, and compatibility
+    forms whose NFKC is the letter itself."""
+    out: set[str] = set()
+    for form in (letter, letter.upper()):
+        found = confusables.is_confusable(form, greedy=True)
+        for glyph in (h["c"] for h in found[0]["homoglyphs"]) if found else ():
+            if len(glyph) != 1 or glyph.isascii():
+                continue
+            nfkc = unicodedata.normalize("NFKC", glyph)
+            if nfkc.casefold() == letter or (
+                nfkc == glyph and unicodedata.category(glyph)[0] in "LN"
+            ):
+                out.add(glyph)
+    return sorted(out)
+
+
+LOOK_ALIKES = {c: _look_alikes(c) for c in "abcdefghijklmnopqrstuvwxyz"}
+FORMAT_CHARACTERS = st.characters(categories=["Cf"])
+banned_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=3, max_size=10)
+
+
+@st.composite
+def disguised(draw: st.DrawFn, word: str) -> str:
+    """`word` with look-alike substitutions and format characters inserted anywhere."""
+    out = []
+    for i, c in enumerate(word):
+        if LOOK_ALIKES[c] and draw(st.booleans()):
+            c = draw(st.sampled_from(LOOK_ALIKES[c]))
+        elif draw(st.booleans()):
+            c = c.upper()
+        out.append(c)
+        if i < len(word) - 1:
+            out.append(draw(st.text(alphabet=FORMAT_CHARACTERS, max_size=3)))
+    return "".join(out)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    word=banned_words,
+    before=filler,
+    after=filler,
+    left=separators,
+    right=separators,
+    data=st.data(),
+)
+def test_any_format_characters_and_look_alike_substitutions_still_match(
+    word: str, before: str, after: str, left: str, right: str, data: st.DataObject
+) -> None:
+    hidden = data.draw(disguised(word))
+    prompt = f"{before}{left}{hidden}{right}{after}"
+    hit = matcher(word).find(prompt)
+    assert hit is not None, (word, hidden)
+    assert fold(hit.matched) == word
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    word=banned_words,
+    prefix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=4),
+    suffix=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", max_size=4),
+    before=filler,
+    after=filler,
+    data=st.data(),
+)
+def test_a_word_that_merely_contains_the_term_does_not_match_however_it_is_written(
+    word: str, prefix: str, suffix: str, before: str, after: str, data: st.DataObject
+) -> None:
+    assume(prefix or suffix)
+    assume(word not in fold(before).split() and word not in fold(after).split())
+    hidden = data.draw(disguised(word))
+    prompt = f"{before} {prefix}{hidden}{suffix} {after}"
+    assert matcher(word).find(prompt) is None, prompt
+
+
+def test_look_alikes_fold_to_one_letter_whatever_the_table_offers() -> None:
+    # Cyrillic capital palochka Ӏ looks like l in the table (its small form like i).
+    assert matcher("kill").find("KI\u04c0\u04c0 them") is not None
+    assert matcher("kill").find("KI11") is not None  # ASCII digits one and zero fold too
+    assert fold("\u04c0") == fold("1") == "l" and fold("I") == fold("\u04cf") == "i"
+
+
+def test_gorgeous_is_not_gore_however_it_is_written() -> None:
+    m = matcher("gore")
+    for prompt in ["gorgeous", "GORGEOUS", "g\u043ergeous", "gor\u200bgeous", "gored", "ungore"]:
+        assert m.find(prompt) is None, prompt

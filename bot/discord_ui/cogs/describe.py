@@ -22,6 +22,7 @@ from bot.discord_ui.jobflow import (
 )
 from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.tree import tell_error
+from bot.discord_ui.worklane import after_defer
 
 DIMENSION_CHOICES = [
     app_commands.Choice(name=f"{name.title()} ({ratio})", value=name)
@@ -68,6 +69,7 @@ class DescribeBlendCog(commands.Cog):
             ack_for(interaction),
             ticket,
         )
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,
@@ -120,6 +122,7 @@ class DescribeBlendCog(commands.Cog):
         except Exception as exc:  # fewer than 2 or more than 5 images: nothing was recorded
             await tell_error(interaction, exc)
             return
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,

@@ -23,6 +23,7 @@ from bot.discord_ui.jobflow import (
 )
 from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.worklane import after_defer
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,7 @@ class ImagineCog(commands.Cog):
             ack_for(interaction),
             ticket,
         )
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
         job = await record_mode(self.service, job, chosen, self.server_modes)
         await run_command(
             interaction,
