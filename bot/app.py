@@ -20,6 +20,7 @@ from bot.adapters.web import WebServer
 from bot.core.gate import ModerationGate, ModerationService
 from bot.core.leadership import lead
 from bot.core.ledger import Ledger
+from bot.core.recovery import Recovery
 from bot.core.services import ActionService, ImagineService, SystemClock
 from bot.core.tracking import Tracker
 from bot.discord_ui.audit import LogChannelMirror
@@ -30,6 +31,8 @@ from bot.discord_ui.cogs.imagine import ImagineCog
 from bot.discord_ui.cogs.moderation import ModerationCog, QuotaCog
 from bot.discord_ui.mod_views import thread_parent
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.restore import DiscordPlaces
+from bot.discord_ui.worklane import attach as attach_work_lane
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -63,10 +66,12 @@ class Application:
         self.api: MjClient | None = None
         self.bot: MjcordBot | None = None
         self.tracker: Tracker | None = None
+        self.recovery: Recovery | None = None
         self.presenter: DiscordPresenter | None = None
         self.mirror: LogChannelMirror | None = None
         self.web: WebServer | None = None
         self._tasks: list[asyncio.Task[Any]] = []
+        self._recovering: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Build and start everything; returns when the bot is ready."""
@@ -101,6 +106,7 @@ class Application:
             sync_record=self.storage.command_sync,
             force_sync=self._sync_only,
         )
+        attach_work_lane(bot)  # post-defer work waits for pending acknowledgements
         # Moderation: the gate every job passes, and the log channel that mirrors its audit log.
         self.mirror = LogChannelMirror(bot, self.storage.moderation, self.storage.jobs)
         gate = ModerationGate(
@@ -115,7 +121,12 @@ class Application:
         )
         # The one notifyHook URL every submit sends (None: callbacks off, polling only).
         notify_hook = s.callback_url
-        service = ImagineService(self.api, ledger, gate, clock, notify_hook=notify_hook)
+        submitting: dict[str, Any] = {
+            "files": files,
+            "max_reference_bytes": s.max_reference_bytes,
+            "notify_hook": notify_hook,
+        }
+        service = ImagineService(self.api, ledger, gate, clock, **submitting)
         self.tracker = Tracker(
             self.api,
             ledger,
@@ -127,22 +138,19 @@ class Application:
             chunk_size=s.mj_chunk_size,
             callbacks=notify_hook is not None,
         )
-        actions = ActionService(self.api, ledger, gate, clock, notify_hook=notify_hook)
+        # What an earlier process left midway is carried on from its last recorded step.
+        self.recovery = Recovery(
+            service,
+            DiscordPlaces(bot, service, clock),
+            clock,
+            timeout=timedelta(minutes=s.mj_task_timeout),
+        )
+        born = clock.now()
+        actions = ActionService(self.api, ledger, gate, clock, **submitting)
         cogs = [
             FollowUpCog(actions, service),
-            DescribeBlendCog(
-                service,
-                files,
-                max_reference_bytes=s.max_reference_bytes,
-                server_modes=gate.default_mode,
-            ),
-            ImagineCog(
-                service,
-                files,
-                presenter,
-                max_reference_bytes=s.max_reference_bytes,
-                server_modes=gate.default_mode,
-            ),
+            DescribeBlendCog(service, server_modes=gate.default_mode),
+            ImagineCog(service, presenter, server_modes=gate.default_mode),
             QuotaCog(moderation),
             ModerationCog(bot, moderation, health=self._health),
         ]
@@ -169,6 +177,8 @@ class Application:
             raise RuntimeError("the bot stopped before it was ready")
         # Only the elected process tracks (see bot.core.leadership); the others stand by.
         self._tasks.append(asyncio.create_task(lead(self.storage.leadership(), self.tracker.run)))
+        # Not in _tasks: recovery ends when it is done, and the bot runs on.
+        self._recovering = asyncio.create_task(self.recovery.run(born))
         log.info("mjcord is ready as %s", bot.user)
 
     async def wait(self) -> None:
@@ -179,6 +189,10 @@ class Application:
 
     async def stop(self) -> None:
         """Stop in reverse order of start. Safe to call twice."""
+        if self._recovering is not None:
+            self._recovering.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._recovering
         for task in reversed(self._tasks[1:]):
             task.cancel()
         if self.presenter is not None:

@@ -7,9 +7,11 @@ import re
 from collections.abc import Iterable
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-# Discord bot tokens and bearer keys that might slip into a message from a library.
+# Discord bot tokens, bearer keys and interaction (webhook) tokens in a URL that might slip
+# into a message from a library.
 _TOKEN_SHAPES = re.compile(
     r"(?:[MN][A-Za-z\d]{23,25}\.[\w-]{6}\.[\w-]{27,38})|(?:(?<=Bearer )[^\s'\"]+)|(?:sk-[\w-]{8,})"
+    r"|(?:(?<=/webhooks/)\d+/[\w.-]+)"
 )
 
 

@@ -157,13 +157,62 @@ class Route:
     channel_id: int
     requester_id: int
     reply_message_id: int = 0  # the public reply (the thread's starter message)
-    thread_id: int = 0  # 0 when no thread could be made: post in channel_id
+    thread_id: int = 0  # 0 while not made, or when none could be made (see `no_thread`)
     status_message_id: int = 0
+    no_thread: bool = False  # Discord refused the thread: the job's messages go to channel_id
 
     @property
     def post_channel_id(self) -> int:
         """Where job messages go: the thread, else the channel."""
         return self.thread_id or self.channel_id
+
+    @property
+    def placed(self) -> bool:
+        """True once it is known where the outcome goes: the reply exists and the thread exists
+        or is known to be impossible. Before that, posting could land in the wrong place."""
+        return bool(self.reply_message_id) and (bool(self.thread_id) or self.no_thread)
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """A member's attachment as Discord described it: enough to download it again after a
+    restart (Discord's attachment URLs stay valid for about a day)."""
+
+    option: str  # image1 …
+    url: str
+    filename: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything needed to send a job's submit again after a restart, beyond the Job's own
+    fields: the attachments, the blend shape, the parent's task and button, the modal answer,
+    and the member's roles and Manage Server bit (for the gate's ticket)."""
+
+    sources: tuple[Source, ...] = ()
+    dimensions: str = ""
+    parent_task_id: str = ""
+    modal_prompt: str | None = None  # Custom Zoom: answer the API's request for input at once
+    role_ids: tuple[int, ...] = ()
+    manage_guild: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """How to answer the interaction that started a job, while its token lives (15 minutes).
+
+    The token is a credential for the member's reply: never logged (it is left out of `repr`),
+    and cleared from the ledger once the reply exists or the member has been told.
+    """
+
+    application_id: int
+    token: str = field(repr=False)
+    expires_at: datetime
+
+    def valid(self, now: datetime) -> bool:
+        """True while Discord still accepts the token."""
+        return bool(self.token) and now < self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +240,12 @@ class Job:
     post_state: PostState = PostState.NONE
     result_message_id: int = 0
     reference_count: int = 0
+    #: The interaction that started the job, while its reply may still need the token.
+    ack: Ack | None = None
+    inputs: Inputs = field(default_factory=Inputs)
+    #: When the submit was sent to the API (written just before sending). None: never sent,
+    #: so a restart may send it; set without a task id: it may have arrived (see recovery).
+    sent_at: datetime | None = None
 
     @property
     def finished(self) -> bool:
@@ -219,23 +274,40 @@ class Job:
             return self
         if new_status is JobStatus.SUCCEEDED:
             progress = 100
-        changed = dataclasses.replace(
+        image_url = snap.image_url or self.image_url
+        fail_reason = snap.fail_reason if new_status is JobStatus.FAILED else self.fail_reason
+        final_prompt = snap.final_prompt or self.final_prompt
+        buttons = snap.buttons or self.buttons
+        queue_position = None if new_status is not JobStatus.QUEUED else self.queue_position
+        if (
+            new_status,
+            progress,
+            image_url,
+            fail_reason,
+            final_prompt,
+            buttons,
+            queue_position,
+        ) == (
+            self.status,
+            self.progress,
+            self.image_url,
+            self.fail_reason,
+            self.final_prompt,
+            self.buttons,
+            self.queue_position,
+        ):
+            return self  # nothing new: no copy (the tracker asks this of every task it polls)
+        return dataclasses.replace(
             self,
             status=new_status,
             progress=progress,
-            image_url=snap.image_url or self.image_url,
-            fail_reason=snap.fail_reason if new_status is JobStatus.FAILED else self.fail_reason,
-            final_prompt=snap.final_prompt or self.final_prompt,
-            buttons=snap.buttons or self.buttons,
-            queue_position=None if new_status is not JobStatus.QUEUED else self.queue_position,
-        )
-        if changed == self:
-            return self
-        finished_at = now if new_status.finished else None
-        return dataclasses.replace(
-            changed,
+            image_url=image_url,
+            fail_reason=fail_reason,
+            final_prompt=final_prompt,
+            buttons=buttons,
+            queue_position=queue_position,
             updated_at=now,
-            finished_at=finished_at,
+            finished_at=now if new_status.finished else None,
             post_state=PostState.INTENT if new_status.finished else self.post_state,
         )
 

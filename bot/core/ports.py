@@ -143,6 +143,12 @@ class JobRepository(Protocol):
         """Jobs left in SUBMITTING (the process died during a submit)."""
         ...
 
+    async def interrupted(self) -> list[Job]:
+        """Jobs a process may have left midway, oldest first: still submitting, still holding
+        an interaction token, or not finished posting with a Discord object (reply, thread,
+        status message) not yet recorded."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class Ticket:
@@ -214,6 +220,19 @@ class JobObserver(Protocol):
         Called again after a crash for a job in PostState.INTENT: the implementation first looks
         for its own earlier post of this job and returns that id instead of posting twice.
         """
+        ...
+
+
+class JobPlaces(Protocol):
+    """Makes a job's Discord objects that a dead process did not (the Discord side of
+    `bot.core.recovery`). Each object is recorded through `Submitter.place` as soon as it
+    exists."""
+
+    async def restore(self, job: Job) -> None:
+        """Finish the job's reply, thread and status message from the last recorded step:
+        the reply through the stored interaction token while it is valid (else a fresh public
+        message), the thread (a thread started from a message has that message's id), then
+        the status message. For a job refused before any reply, tell the member instead."""
         ...
 
 

@@ -10,32 +10,43 @@ The rules that make "nothing lost, nothing twice" hold:
 The rules that keep the API's load bounded whatever the number of jobs:
 - a cycle asks for every unfinished job with one list request per chunk of `chunk_size` ids;
 - every API request the tracker makes (cycle chunks and callback look-ups alike) takes a slot
-  from one pacer of at most `max_requests_per_second`, so a cycle over N jobs lasts at least
-  ceil(N / chunk_size) / rate seconds: the cycle grows with the number of jobs;
-- a 429 (or new-api's code 30) halves that rate and pauses for its Retry-After (at least);
-  each cycle without one wins a tenth of the rate back. A cycle cut short resumes where it
-  stopped, so no job starves behind a limit that always bites at the same chunk;
+  from one `bot.core.pacing.Pacer` of at most `max_requests_per_second`, so a cycle over N jobs
+  lasts at least ceil(N / chunk_size) / rate seconds: the cycle grows with the number of jobs.
+  429s and outages back off there; a cycle cut short resumes where it stopped, so no job starves
+  behind a limit that always bites at the same chunk;
 - an API callback is a hint: `hint(task_id)` makes the tracker read that task from the API and
   act on what the API says, never on the callback's body. With callbacks on, polling goes on as
   a slower safety net.
+
+A cycle is cheap (issue 12): it reads the slim view of unfinished jobs, skips snapshots equal to
+the last one absorbed, batches progress per chunk and absorbs chunks while the next request is
+on its way (at most ABSORB_AHEAD at once); see `bot.core.watchlist`.
+
+Outages (issue 10): once the API answers again every unfinished job is polled within
+`max(2 × interval, 15 s)` (see `bot.core.pacing`); when an outage outlasts
+`outage_notice_after`, every status message says so once (`OutageNotices`), and says no more
+once the API answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import dataclasses
 import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime, timedelta
 
-from bot.core.errors import ApiError, RateLimited, TaskNotFound
+from bot.core.errors import TaskNotFound
 from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
+from bot.core.pacing import MAX_BACKOFF, MIN_REQUESTS_PER_SECOND, OutageNotices, Pacer, Sleep
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
+from bot.core.watchlist import Absorber, LedgerTrackingStore, TrackingStore, WatchedView
 
 log = logging.getLogger(__name__)
 
@@ -46,18 +57,18 @@ PLACEMENT_GRACE = timedelta(seconds=30)
 
 #: With callbacks on, polling (the safety net) runs this many times less often.
 CALLBACK_POLL_FACTOR = 5
-#: The rate never drops below this many requests per second, whatever the 429s say.
-MIN_REQUESTS_PER_SECOND = 0.2
-#: The longest pause after a 429 or an outage, in seconds.
-MAX_BACKOFF = 300.0
 #: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
 MAX_PENDING_HINTS = 10_000
 #: Outcomes posted at once (the observer paces Discord traffic itself).
-POST_CONCURRENCY = 8
+POST_CONCURRENCY = 32
 #: Updates applied at once (each is a few database round trips).
 APPLY_CONCURRENCY = 16
+#: Chunks being absorbed while the cycle requests the next ones.
+ABSORB_AHEAD = 4
+#: An outage longer than this is shown on every status message (once), until it ends.
+OUTAGE_NOTICE_AFTER = timedelta(seconds=60)
 
-Sleep = Callable[[float], Awaitable[None]]
+__all__ = ["MAX_BACKOFF", "MIN_REQUESTS_PER_SECOND", "Sleep", "Tracker"]
 
 
 def _duration(span: timedelta) -> str:
@@ -89,6 +100,8 @@ class Tracker:
         callbacks: bool = False,
         sleep: Sleep = asyncio.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        store: TrackingStore | None = None,
+        outage_notice_after: timedelta = OUTAGE_NOTICE_AFTER,
     ) -> None:
         if chunk_size < 1 or max_requests_per_second <= 0:
             raise ValueError("chunk_size and max_requests_per_second must be positive")
@@ -97,29 +110,48 @@ class Tracker:
         self.observer = observer
         self.gate = gate
         self.clock = clock
+        # The SQL repository offers the batched view itself; other stores go job by job.
+        repo = ledger.repo
+        self.store = store or (
+            repo if isinstance(repo, TrackingStore) else LedgerTrackingStore(ledger)
+        )
         # Jobs recorded from here on belong to this process; only older SUBMITTING jobs were
         # interrupted by a restart.
         self._born = clock.now()
         self.timeout = timeout
         self.interval = interval * CALLBACK_POLL_FACTOR if callbacks else interval
         self.chunk_size = chunk_size
-        self.max_rate = max_requests_per_second
-        self.rate = max_requests_per_second
-        self._sleep = sleep
+        self.pacer = Pacer(
+            clock,
+            max_rate=max_requests_per_second,
+            interval=interval,
+            sleep=sleep,
+            monotonic=monotonic,
+        )
+        self.outage_notice_after = outage_notice_after
         self._monotonic = monotonic
         self._wake = asyncio.Event()
         self._hint_ready = asyncio.Event()
         self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
         self._posting: set[int] = set()
         self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
-        self._next_slot = 0.0  # monotonic time of the next free request slot
-        self._paused_until = 0.0  # monotonic; set by 429s and outages
-        self._failures = 0
+        self._absorber = Absorber(self.store, clock, apply=self.apply, show=self._show)
         self._cursor = 0  # the last job id polled; the next cycle starts after it
+        self._outage_shown: datetime | None = None  # the outage members were told about
         self.tracked = 0  # unfinished jobs seen by the last cycle
-        self.last_api_success: datetime | None = None
+        self._view = WatchedView(self.store)
 
     # --- the public surface -----------------------------------------------------------------
+
+    @property
+    def rate(self) -> float:
+        """API requests per second the tracker allows itself now."""
+        return self.pacer.rate
+
+    @property
+    def last_api_success(self) -> datetime | None:
+        """When the API last answered a tracker request."""
+        return self.pacer.last_success
 
     def wake(self) -> None:
         """Start the next cycle now (a job was just accepted)."""
@@ -155,43 +187,52 @@ class Tracker:
             group.create_task(self._hint_loop())
 
     async def resume(self) -> None:
-        """After a start: fail jobs whose submit an earlier process left unfinished, and post
-        every pending outcome. A job this process is submitting right now is left alone."""
-        for job in await self.ledger.repo.stuck_submitting():
-            if job.created_at >= self._born:
-                continue
-            failed = await self.ledger.update(
-                job.id, lambda j: j.fail(RESTART_REASON, self.clock.now())
-            )
-            if failed:
-                log.warning("job %s: interrupted during submit; failed", job.id)
+        """After a start: post every pending outcome. Jobs an earlier process left in
+        SUBMITTING are bot.core.recovery's: their submit may have reached the API."""
         await self.flush_posts()
 
     async def poll_once(self) -> None:
         """One tracking cycle over all unfinished jobs: one request per chunk, paced."""
-        jobs = [j for j in await self.ledger.repo.unfinished() if j.task_id]
-        self.tracked = len(jobs)
+        watched = await self._view.read()
+        self.tracked = len(watched)
+        self._absorber.forget_all_but(watched)
         # Rotate so that a cycle cut short by a 429 resumes after the last job it reached.
-        order = [j for j in jobs if j.id > self._cursor] + [j for j in jobs if j.id <= self._cursor]
+        # (`watched` is in id order, so the cut is a bisection.)
+        cut = bisect.bisect_right(watched, self._cursor, key=lambda w: w.id)
+        order = watched[cut:] + watched[:cut]
         clean = True
-        for start in range(0, len(order), self.chunk_size):
-            chunk = order[start : start + self.chunk_size]
-            snaps = await self._request(functools.partial(self._list, chunk))
-            if snaps is None:
-                clean = False
-                break
-            await self._absorb(chunk, snaps)
-            self._cursor = chunk[-1].id
-        if clean and jobs:
-            self.rate = min(self.max_rate, self.rate + self.max_rate / 10)
-        now = self.clock.now()
-        for job in jobs:
-            if self._overdue(job, now):
-                await self._time_out(job.id)
+        absorbing: set[asyncio.Task[None]] = set()
+        ahead = asyncio.Semaphore(ABSORB_AHEAD)
+        try:
+            for start in range(0, len(order), self.chunk_size):
+                chunk = order[start : start + self.chunk_size]
+                ids = [w.task_id for w in chunk]
+                snaps = await self.pacer.request(functools.partial(self.api.list_by_ids, ids))
+                if snaps is None:
+                    clean = False
+                    break
+                if self._outage_shown is not None:
+                    await self._tell_outage()  # over: take the note back before any finish
+                self._cursor = chunk[-1].id
+                await ahead.acquire()
+                task = asyncio.create_task(self._absorber.absorb(chunk, snaps))
+                absorbing.add(task)
+                task.add_done_callback(absorbing.discard)
+                task.add_done_callback(lambda _: ahead.release())
+        finally:
+            if absorbing:
+                await asyncio.gather(*absorbing, return_exceptions=True)
+        if clean and watched:
+            self.pacer.recover()
+        # The age rule runs in the database: the cycle's view carries no timestamps to parse.
+        for job_id in await self.store.overdue(self.clock.now() - self.timeout):
+            await self._time_out(job_id)
+        await self._tell_outage()
         await self.flush_posts()
 
     async def apply(self, job_id: int, snap: TaskSnapshot) -> Job | None:
-        """Apply one API snapshot to its job; show progress or post the outcome."""
+        """Apply one API snapshot to its job with a compare-and-set; show progress or post the
+        outcome."""
         changed = await self.ledger.update(job_id, lambda j: j.absorb(snap, self.clock.now()))
         if changed is None:
             return None
@@ -218,12 +259,18 @@ class Tracker:
             except Exception:
                 log.exception("tracker cycle failed; retrying next cycle")
             now = self._monotonic()
-            delay = max(self.interval - (now - started), self._paused_until - now, 0.0)
+            paused = self.pacer.paused_until - now
+            if self.pacer.outage_since is not None:
+                # During an outage the pause alone decides: the probe that finds the API back
+                # must not wait for a (callback-lengthened) interval too.
+                delay = max(paused, 0.0)
+            else:
+                delay = max(self.interval - (now - started), paused, 0.0)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
             self._wake.clear()
             # A wake-up during a pause a 429 asked for starts the cycle, whose first request
-            # still waits for the pause to end (see _pace).
+            # still waits for the pause to end (see Pacer).
 
     async def _hint_loop(self) -> None:
         while True:
@@ -244,55 +291,12 @@ class Tracker:
         for start in range(0, len(ids), self.chunk_size):
             chunk = ids[start : start + self.chunk_size]
             if len(chunk) == 1:
-                snaps = await self._request(functools.partial(self._fetch_one, chunk[0]))
+                snaps = await self.pacer.request(functools.partial(self._fetch_one, chunk[0]))
             else:
-                snaps = await self._request(functools.partial(self.api.list_by_ids, chunk))
+                snaps = await self.pacer.request(functools.partial(self.api.list_by_ids, chunk))
             if snaps is None:
                 return  # rate limited or failing: polling covers the rest
             await self._gather(self.apply(batch[s.task_id], s) for s in snaps if s.task_id in batch)
-
-    # --- requests, pacing, backoff ----------------------------------------------------------
-
-    async def _request(
-        self, call: Callable[[], Awaitable[list[TaskSnapshot]]]
-    ) -> list[TaskSnapshot] | None:
-        """Make one paced API request. None when it failed (the backoff is already set)."""
-        await self._pace()
-        try:
-            snaps = await call()
-        except RateLimited as exc:
-            self.rate = max(MIN_REQUESTS_PER_SECOND, self.rate / 2)
-            self._pause(exc.retry_after)
-            log.warning(
-                "tracker: rate limited; %.1f requests/s from now, next request in %.1fs",
-                self.rate,
-                self._paused_until - self._monotonic(),
-            )
-            return None
-        except ApiError as exc:
-            self._pause(None)
-            log.warning("tracker: polling failed (%s): %s", type(exc).__name__, exc.detail)
-            return None
-        self._failures = 0
-        self.last_api_success = self.clock.now()
-        return snaps
-
-    async def _pace(self) -> None:
-        """Wait for the next request slot: slots are 1/rate apart, and none during a pause."""
-        now = self._monotonic()
-        slot = max(now, self._next_slot, self._paused_until)
-        self._next_slot = slot + 1 / self.rate
-        if slot > now:
-            await self._sleep(slot - now)
-
-    def _pause(self, retry_after: float | None) -> None:
-        self._failures += 1
-        doubling = min(MAX_BACKOFF, self.interval * 2 ** (self._failures - 1))
-        wait = min(MAX_BACKOFF, max(retry_after or 0.0, doubling))
-        self._paused_until = max(self._paused_until, self._monotonic() + wait)
-
-    async def _list(self, chunk: Sequence[Job]) -> list[TaskSnapshot]:
-        return await self.api.list_by_ids([j.task_id for j in chunk if j.task_id])
 
     async def _fetch_one(self, task_id: str) -> list[TaskSnapshot]:
         try:
@@ -302,19 +306,6 @@ class Tracker:
             return []
 
     # --- applying ---------------------------------------------------------------------------
-
-    async def _absorb(self, chunk: Sequence[Job], snaps: list[TaskSnapshot]) -> None:
-        """Apply the snapshots that move a job on. `absorb` is pure and monotonic, so one that
-        leaves the copy read at the start of the cycle unchanged leaves the stored job unchanged
-        too: those cost no database round trip."""
-        by_task = {s.task_id: s for s in snaps}
-        now = self.clock.now()
-        moved = [
-            (job.id, snap)
-            for job in chunk
-            if (snap := by_task.get(job.task_id or "")) is not None and job.absorb(snap, now) != job
-        ]
-        await self._gather(self.apply(job_id, snap) for job_id, snap in moved)
 
     async def _gather(self, calls: Iterable[Awaitable[object]]) -> None:
         """Run `calls` with at most APPLY_CONCURRENCY at once (the database pool is small);
@@ -330,8 +321,24 @@ class Tracker:
 
         await asyncio.gather(*(one(c) for c in calls))
 
-    def _overdue(self, job: Job, now: datetime) -> bool:
-        return not job.finished and now - job.created_at > self.timeout
+    async def _tell_outage(self) -> None:
+        """Tell members once when an outage outlasts the threshold; take it back once over."""
+        if not isinstance(self.observer, OutageNotices):
+            return
+        since = self.pacer.outage_since
+        if since is not None and self._outage_shown is None:
+            if self.clock.now() - since < self.outage_notice_after:
+                return
+            self._outage_shown = since
+            log.warning("tracker: the image API has been down since %s; members told", since)
+        elif since is None and self._outage_shown is not None:
+            self._outage_shown = None
+        else:
+            return
+        ids = [w.id for w in await self.store.watched()]
+        for start in range(0, len(ids), self.chunk_size):
+            jobs = await self.store.many(ids[start : start + self.chunk_size])
+            await self.observer.show_outage(since, jobs)
 
     async def _time_out(self, job_id: int) -> None:
         limit = _duration(self.timeout)
@@ -361,10 +368,7 @@ class Tracker:
         fresh = await self.ledger.repo.get(job.id)
         if fresh is None or fresh.post_state is not PostState.INTENT:
             return  # another caller posted it since `job` was read
-        if (
-            not fresh.route.reply_message_id
-            and self.clock.now() - fresh.created_at < PLACEMENT_GRACE
-        ):
+        if not fresh.route.placed and self.clock.now() - fresh.created_at < PLACEMENT_GRACE:
             return  # its command is still opening the reply and thread; a later cycle posts it
         job = fresh
         try:
@@ -374,6 +378,13 @@ class Tracker:
             # second post if this one actually reached Discord.
             log.exception("job %s: posting the outcome failed; will retry", job.id)
             return
+        # The message id at once (moderators' links use it); settled before POSTED is recorded:
+        # settling is idempotent, so a crash in between settles again after the restart's
+        # re-post (which finds this post) instead of never.
+        await self.ledger.update(
+            job.id, lambda j: dataclasses.replace(j, result_message_id=message_id)
+        )
+        await self.gate.settle(job)
         posted = await self.ledger.update(
             job.id,
             lambda j: dataclasses.replace(
@@ -382,4 +393,3 @@ class Tracker:
         )
         if posted is not None:
             log.info("job %s: outcome posted (message %s)", job.id, message_id)
-            await self.gate.settle(posted)

@@ -1,22 +1,27 @@
-"""Steps every job-starting command shares: reading attachments, and showing a new job (the
-public reply, its thread, the status message)."""
+"""Steps every job-starting command shares: the member's ticket and acknowledgement, the
+attachments as sources, and showing a new job (the public reply, its thread, the status
+message), each Discord object recorded in its own write as soon as it exists."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import discord
 
-from bot.core.jobs import Job, JobStatus
+from bot.core.jobs import Ack, Job, JobStatus, Route, Source
+from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import Ticket
-from bot.core.services import Submitter
-from bot.discord_ui.attachments import read_images as read_images  # the cogs import it here
+from bot.core.services import Submitter, ack_of
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
-from bot.discord_ui.tree import REPLIED
+from bot.discord_ui.tree import REPLIED, tell_error
 from bot.discord_ui.views import continue_view
 
 log = logging.getLogger(__name__)
+
+#: Discord's JSON error code for "a thread has already been created for this message".
+THREAD_EXISTS = 160004
 
 
 def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticket:
@@ -33,11 +38,60 @@ def ticket_for(interaction: discord.Interaction[Any], prompt: str = "") -> Ticke
     )
 
 
+async def record_mode(
+    service: Submitter, job: Job, chosen: str | None, server_modes: ServerDefault | None
+) -> Job:
+    """The job's mode by the one rule (`mode_for`), recorded once the job is: the server's
+    default is a settings read that must not come before the job is safe in the ledger."""
+    mode = await mode_for(chosen, job.route.guild_id, server_modes)
+    if mode is job.mode:
+        return job
+    return await service.choose_mode(job.id, mode) or job
+
+
+def route_of(interaction: discord.Interaction[Any]) -> Route:
+    """Where a command's job lives before its reply and thread exist."""
+    return Route(
+        guild_id=interaction.guild_id or 0,
+        channel_id=interaction.channel_id or 0,
+        requester_id=interaction.user.id,
+    )
+
+
+def ack_for(interaction: discord.Interaction[Any]) -> Ack:
+    """The interaction's application id and token, valid 15 minutes from its creation."""
+    return ack_of(interaction.application_id, interaction.token, interaction.created_at)
+
+
+def sources_of(attachments: list[tuple[str, discord.Attachment | None]]) -> list[Source]:
+    """The given attachments, in option order, as the ledger keeps them."""
+    return [Source(o, a.url, a.filename, a.size) for o, a in attachments if a is not None]
+
+
+async def run_command(
+    interaction: discord.Interaction[Any],
+    service: Submitter,
+    job: Job,
+    ticket: Ticket,
+    show: Callable[[Job], Awaitable[None]],
+) -> None:
+    """Carry a recorded job through the gate and the API, then show it. A refusal reaches the
+    member as one private sentence; the token is forgotten once they have been told."""
+    try:
+        job = await service.run(job, ticket)
+    except Exception as exc:
+        await service.abandon(job, exc)
+        await tell_error(interaction, exc)
+        await service.forget_token(job.id)
+        return
+    await show(job)
+
+
 async def show_new_job(interaction: discord.Interaction[Any], job: Job, service: Submitter) -> None:
     """Turn the loading message into the public reply, open the thread, post the status.
 
-    The job is already safe in the ledger: a Discord failure here is logged and the tracker
-    still posts the outcome (in the channel when there is no thread).
+    The job is already safe in the ledger: a Discord failure here is logged and a restarted
+    process (bot.core.recovery) or the tracker carries on from the last recorded object.
     """
     content = reply_content(job.prompt, job.mode.label, job.route.requester_id)
     try:
@@ -46,35 +100,47 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
         log.warning("job %s: could not post the reply: %r", job.id, exc)
         return
     interaction.extras[REPLIED] = True
-    placed: dict[str, int] = {"reply_message_id": reply.id}
-    where: discord.abc.Messageable = reply.channel
-    try:
-        thread = await reply.create_thread(name=thread_name(job.prompt))
-        where = thread
-        placed["thread_id"] = thread.id
-    except (discord.HTTPException, ValueError) as exc:
-        log.info("job %s: no thread (%s); carrying on in the channel", job.id, exc)
+    await service.place(job.id, reply_message_id=reply.id)
+    await service.forget_token(job.id)
+    note = f"I couldn't open a thread here, so updates for task `{job.task_id}` follow here."
+    thread_id = await open_thread(reply, job, service)
+    if not thread_id:
         try:
-            await interaction.followup.send(
-                f"I couldn't open a thread here, so updates for task `{job.task_id}` "
-                "will follow in this channel.",
-                allowed_mentions=NO_PINGS,
-            )
+            await interaction.followup.send(note, allowed_mentions=NO_PINGS)
         except discord.HTTPException as note_exc:
             log.warning("job %s: could not say there is no thread: %s", job.id, note_exc)
-    await post_status(where, job, service, placed)
+    where = interaction.client.get_partial_messageable(
+        thread_id or reply.channel.id, guild_id=job.route.guild_id
+    )
+    await post_status(where, job, service)
+
+
+async def open_thread(
+    reply: discord.Message | discord.PartialMessage, job: Job, service: Submitter
+) -> int:
+    """Open the job's thread on its reply and record it; 0 when Discord refuses (recorded as
+    `no_thread`, so the outcome goes to the channel without waiting). A thread started from a
+    message has that message's id, so one made by a process that died before recording it is
+    found by that id."""
+    try:
+        await reply.create_thread(name=thread_name(job.prompt))
+    except discord.HTTPException as exc:
+        if exc.code != THREAD_EXISTS:
+            log.info("job %s: no thread (%s); carrying on in the channel", job.id, exc)
+            await service.place(job.id, no_thread=True)
+            return 0
+    await service.place(job.id, thread_id=reply.id)
+    return reply.id
 
 
 async def show_follow_up(client: discord.Client, job: Job, service: Submitter) -> None:
     """A job started from a button: its status message goes where its parent's messages are."""
     channel = client.get_partial_messageable(job.route.post_channel_id, guild_id=job.route.guild_id)
-    await post_status(channel, job, service, {})
+    await post_status(channel, job, service)
 
 
-async def post_status(
-    where: discord.abc.Messageable, job: Job, service: Submitter, placed: dict[str, int]
-) -> None:
-    """Post the job's status message and record where everything lives."""
+async def post_status(where: discord.abc.Messageable, job: Job, service: Submitter) -> None:
+    """Post the job's status message and record it."""
     try:
         if job.status is JobStatus.MODAL:  # the API waits for the member's prompt
             status = await where.send(
@@ -82,17 +148,16 @@ async def post_status(
             )
         else:
             status = await where.send(status_content(job), allowed_mentions=NO_PINGS)
-        placed["status_message_id"] = status.id
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)
-    if placed:
-        current = await service.place(job.id, **placed)
-        # The job may have moved on while the status message was on its way (a slow or retried
-        # send): bring the message up to date once.
-        if current is not None and "status_message_id" in placed:
-            text = status_content(current)
-            if text != status_content(job):
-                try:
-                    await status.edit(content=text, allowed_mentions=NO_PINGS)
-                except discord.HTTPException as exc:
-                    log.info("job %s: could not refresh the status message: %s", job.id, exc)
+        return
+    current = await service.place(job.id, status_message_id=status.id)
+    # The job may have moved on while the status message was on its way (a slow or retried
+    # send): bring the message up to date once.
+    if current is not None:
+        text = status_content(current)
+        if text != status_content(job):
+            try:
+                await status.edit(content=text, allowed_mentions=NO_PINGS)
+            except discord.HTTPException as exc:
+                log.info("job %s: could not refresh the status message: %s", job.id, exc)

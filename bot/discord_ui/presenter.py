@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import heapq
 import io
 import itertools
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,14 +21,24 @@ import discord
 from bot.core.errors import ApiError
 from bot.core.jobs import Job, JobStatus
 from bot.core.ports import ImageFiles
+from bot.discord_ui.budget import EditBudget
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
 from bot.discord_ui.views import continue_view, result_view
 
 log = logging.getLogger(__name__)
 
 DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
+#: Discord's JSON error code for "Request entity too large" (the upload limit).
+TOO_LARGE_CODE = 40005
+
+# Why a finish post is not what or where the member expects, in their words. A size is blamed
+# only when size was the reason.
+TOO_LARGE = "It was too large to upload here"
+NO_FILES = "I'm not allowed to attach files here"
+NOT_FETCHED = "I couldn't fetch the image from the image service to attach it"
+NOT_IN_THREAD = "I'm not allowed to post the image in this job's thread, so it is here instead."
+THREAD_GONE = "This job's thread is gone, so it is here instead."
 HISTORY_LOOKBACK = 50
-MAX_CONTENT = 2000
 # Discord's JSON error codes (docs/topics/opcodes-and-status-codes.md).
 UNKNOWN_MESSAGE = 10008
 THREAD_ARCHIVED = 50083
@@ -34,6 +46,8 @@ THREAD_LOCKED = 160005
 LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
 
 
+#: A waiting status edit drops the job's texts above this many characters (see _slim).
+SLIM_ABOVE = 300
 #: Status edits in flight at once.
 EDIT_CONCURRENCY = 8
 
@@ -72,6 +86,9 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
+        self._outage_note = ""  # appended to every status message during a long outage
+        self._finishing = 0  # finish posts under way; status edits wait for none
+        self._shown: dict[int, int] = {}  # job id → what its status message shows (a hash)
         self._edit_locks: dict[int, asyncio.Lock] = {}  # job id → its status edits, in order
 
     # --- progress ---------------------------------------------------------------------------
@@ -80,16 +97,36 @@ class DiscordPresenter:
         """Queue an edit of the status message; it replaces one still waiting for this job."""
         if not job.route.status_message_id:
             return
+        if job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
+            return  # the message already shows exactly this (a change members cannot see)
         if job.id in self._pending:
-            self._pending[job.id] = job
+            self._pending[job.id] = _slim(job)
             self.counts["coalesced"] += 1
             return
-        self._pending[job.id] = job
+        self._pending[job.id] = _slim(job)
         not_before = self._last_edit.get(job.id, float("-inf")) + self._interval
         heapq.heappush(self._queue, (not_before, next(self._seq), job.id))
         self._kick.set()
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump())
+
+    async def show_outage(self, since: datetime | None, jobs: Sequence[Job]) -> None:
+        """Note on these jobs' status messages that the image service is down since `since`
+        (once per outage, queued like progress); with None, take the note away."""
+        self._outage_note = (
+            ""
+            if since is None
+            else f"\n-# ⚠️ The image service has not answered since <t:{int(since.timestamp())}:R>;"
+            " this job carries on when it is back."
+        )
+        for job in jobs:
+            await self.show_progress(job)
+
+    def _looks(self, job: Job) -> int:
+        """What the job's status message would show, as a hash (text, preview, button)."""
+        preview = job.image_url if job.status is JobStatus.IN_PROGRESS else None
+        modal = job.status is JobStatus.MODAL
+        return hash((status_content(job), self._outage_note, preview, modal))
 
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
@@ -97,6 +134,11 @@ class DiscordPresenter:
             not_before, _, job_id = self._queue[0]
             now = time.monotonic()
             wait = max(not_before - now, self.budget.progress_wait(now))
+            if self._finishing:
+                wait = max(wait, 0.05)  # finish posts first; woken when the last one is sent
+            if job_id not in self._pending:  # its finish was posted meanwhile: no edit
+                heapq.heappop(self._queue)
+                continue
             if wait <= 0:
                 job = self._pending[job_id]
                 channel_wait = self.budget.channel_wait(job.route.post_channel_id, now)
@@ -105,6 +147,10 @@ class DiscordPresenter:
                     continue
                 heapq.heappop(self._queue)
                 del self._pending[job_id]
+                looks = self._looks(job)
+                if self._shown.get(job.id) == looks:
+                    continue  # what the message shows already: no call
+                self._shown[job.id] = looks
                 self.budget.take(job.route.post_channel_id, now)
                 self._last_edit[job.id] = now
                 await self._edits.acquire()
@@ -144,6 +190,7 @@ class DiscordPresenter:
         self.counts["edits"] += 1
         if job.finished:
             self._last_edit.pop(job.id, None)  # the last edit of this job
+            self._shown.pop(job.id, None)
         channel = self._bot.get_partial_messageable(
             job.route.post_channel_id, guild_id=job.route.guild_id
         )
@@ -154,9 +201,8 @@ class DiscordPresenter:
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
-            await message.edit(
-                content=status_content(job), embed=embed, allowed_mentions=NO_PINGS, view=view
-            )
+            content = status_content(job) + self._outage_note
+            await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
                 await self._edit_status(job, retried=True)
@@ -181,11 +227,22 @@ class DiscordPresenter:
                 log.info("job %s: found its earlier finish post %s", job.id, existing)
                 return existing
         self._attempted.add(job.id)
-        # The status message shows the end too, within the same per-job edit budget.
+        # The finish goes first: a waiting edit of this job is stale now, and no status edit
+        # goes while any finish is being posted (issue 12: 283–383 of 1,000 finishes waited
+        # behind their own last status edit). The status message shows the end afterwards,
+        # from whatever budget the finishes leave.
+        self._pending.pop(job.id, None)
+        self._finishing += 1
+        try:
+            if job.status is JobStatus.SUCCEEDED:
+                message_id = await self._post_result(job)
+            else:
+                message_id = await self._send(job)
+        finally:
+            self._finishing -= 1
+            self._kick.set()
         await self.show_progress(job)
-        if job.status is JobStatus.SUCCEEDED:
-            return await self._post_result(job)
-        return await self._send(job, content=finish_content(job))
+        return message_id
 
     async def _post_result(self, job: Job) -> int:
         data: bytes | None = None
@@ -195,46 +252,53 @@ class DiscordPresenter:
             except ApiError as exc:
                 log.warning("job %s: could not download the result: %s", job.id, exc.detail)
         if data is None:
-            return await self._send(job, content=finish_content(job, link=job.image_url))
+            return await self._send(job, link=job.image_url, why=NOT_FETCHED)
         limit = self._upload_limit(job.route.guild_id)
         name = f"mjcord-{job.task_id}"
         if len(data) > limit:
             smaller = await self._files.fit(data, limit)
             if smaller is None:
-                return await self._send(job, content=finish_content(job, link=job.image_url))
+                return await self._send(job, link=job.image_url, why=TOO_LARGE)
             data, name = smaller, name + ".jpg"
         else:
             name += ".png"
         try:
-            return await self._send(
-                job, content=finish_content(job), file=discord.File(io.BytesIO(data), name)
-            )
+            return await self._send(job, file=discord.File(io.BytesIO(data), name))
         except _Refused as exc:
-            # No permission to attach files (50013), or over a limit we did not know (40005).
+            # No file can be uploaded anywhere: link it, saying why (size only if it was size).
             log.warning("job %s: upload refused (%s); posting a link instead", job.id, exc)
-            return await self._send(job, content=finish_content(job, link=job.image_url))
+            return await self._send(job, link=job.image_url, why=exc.why)
 
-    async def _send(self, job: Job, *, content: str, file: discord.File | None = None) -> int:
-        """Send to the thread; if it is gone, to the channel; if that is gone too, give up (0)."""
+    async def _send(
+        self,
+        job: Job,
+        *,
+        file: discord.File | None = None,
+        link: str | None = None,
+        why: str = "",
+    ) -> int:
+        """Send to the thread; if it is gone or refuses, to the channel, saying so; if that is
+        gone too, give up (0). Raises _Refused when the file itself cannot go anywhere."""
         places = [job.route.post_channel_id]
         if job.route.channel_id not in places:
             places.append(job.route.channel_id)
         kwargs: dict[str, Any] = {
-            "content": content,
             "allowed_mentions": only_user(job.route.requester_id),
             "nonce": job.post_nonce,
         }
         if job.status is JobStatus.SUCCEEDED and (job.buttons or job.action == "DESCRIBE"):
             kwargs["view"] = result_view(job)
+        note = ""
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
+            content = finish_content(job, link=link, why=why, note=note)
             await self._finish_slot(place)
             try:
                 if file is not None:
                     file.reset()
-                    message = await channel.send(file=file, **kwargs)
+                    message = await channel.send(content=content, file=file, **kwargs)
                 else:
-                    message = await channel.send(**kwargs)
+                    message = await channel.send(content=content, **kwargs)
                 return message.id
             except discord.NotFound as exc:
                 if exc.code == UNKNOWN_MESSAGE:
@@ -243,18 +307,22 @@ class DiscordPresenter:
                     log.info("job %s: its post in %s was made and since deleted", job.id, place)
                     return 0
                 log.warning("job %s: channel %s is gone (%s)", job.id, place, exc.code)
+                note = THREAD_GONE
             except discord.Forbidden as exc:
-                if file is not None:
-                    raise _Refused(f"{exc.status}/{exc.code}") from None
                 log.warning("job %s: no permission to post in %s (%s)", job.id, place, exc.code)
+                if place != job.route.channel_id:  # the thread refuses: try the channel
+                    note = NOT_IN_THREAD
+                    continue
+                if file is not None:
+                    raise _Refused(f"{exc.status}/{exc.code}", NO_FILES) from None
             except discord.HTTPException as exc:
-                if exc.code == THREAD_LOCKED:
+                if exc.code == THREAD_LOCKED and place != job.route.channel_id:
                     # A moderator locked the thread: post in its channel and say why.
                     log.info("job %s: thread %s is locked; posting in its channel", job.id, place)
-                    kwargs["content"] = _with_note(LOCKED_NOTE, kwargs["content"])
+                    note = LOCKED_NOTE
                     continue
-                if exc.status == 413 and file is not None:
-                    raise _Refused(f"{exc.status}/{exc.code}") from None
+                if file is not None and (exc.status == 413 or exc.code == TOO_LARGE_CODE):
+                    raise _Refused(f"{exc.status}/{exc.code}", TOO_LARGE) from None
                 raise
         log.error("job %s: nowhere left to post its outcome; giving up", job.id)
         return 0
@@ -289,9 +357,11 @@ class DiscordPresenter:
     async def _finish_slot(self, channel_id: int) -> None:
         """Wait for the budget to allow one finish call (never skipped, only delayed)."""
         self.counts["finish_calls"] += 1
-        delay = self.budget.take_finish(channel_id, time.monotonic())
-        if delay > 0:
+        # Only time frees the window (the budget is pure), so there is nothing to wait on.
+        while (delay := self.budget.finish_wait(channel_id, time.monotonic())) > 0:  # noqa: ASYNC110
             await asyncio.sleep(delay)
+        # Booked as it is sent (nothing awaits in between), so the window counts real sends.
+        self.budget.take(channel_id, time.monotonic())
 
     def _upload_limit(self, guild_id: int) -> int:
         """The bot's own per-file limit in this server: its boost tier's (`filesize_limit`).
@@ -303,79 +373,18 @@ class DiscordPresenter:
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
 
-def _with_note(note: str, content: str) -> str:
-    """`note` on top of a finish post, keeping the marker line (the last) within the cap."""
-    text = f"{note}\n{content}"
-    if len(text) <= MAX_CONTENT:
-        return text
-    body, _, tail = content.rpartition("\n")
-    return f"{note}\n{body[: MAX_CONTENT - len(note) - len(tail) - 2]}\n{tail}"
+def _slim(job: Job) -> Job:
+    """The job without the text its status message never shows, when that text is long
+    (prompts run to 4,000 characters; with 10,000 jobs waiting for an edit, theirs would be most
+    of the memory). Short texts stay: a copy costs more CPU than they cost memory."""
+    if len(job.prompt) + len(job.final_prompt) + len(job.fail_reason) < SLIM_ABOVE:
+        return job
+    return dataclasses.replace(job, prompt="", final_prompt="", fail_reason="", buttons=())
 
 
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
 
-
-class EditBudget:
-    """Discord's request limits as token buckets: one for the bot (about 50 requests a second
-    are allowed; `rate` stays under it) and one per channel (a few messages per few seconds).
-
-    Finish calls always take their token, going into debt if need be, and are told how long to
-    wait for it (`take_finish`): they are delayed, never refused. Progress edits ask first
-    (`progress_wait`, `channel_wait`) and go only when a token is left above `reserve`, so a
-    finish arriving under load finds one waiting. Pure: time is passed in.
-    """
-
-    def __init__(
-        self,
-        *,
-        rate: float = 40.0,
-        burst: float = 20.0,
-        reserve: float = 5.0,
-        channel_rate: float = 1.0,
-        channel_burst: float = 5.0,
-        channel_reserve: float = 1.0,
-        start: float | None = None,
-    ) -> None:
-        self.rate, self.burst, self.reserve = rate, burst, reserve
-        self.channel_rate, self.channel_burst = channel_rate, channel_burst
-        self.channel_reserve = channel_reserve
-        self._level = burst
-        self._at = time.monotonic() if start is None else start
-        self._channels: dict[int, tuple[float, float]] = {}  # id → (level, at)
-        self._tidy_above = 1000
-
-    def progress_wait(self, now: float) -> float:
-        """Seconds until the bot-wide bucket has a token above the reserve (0: now)."""
-        level = self._global(now)
-        return max(0.0, (1 + self.reserve - level) / self.rate)
-
-    def channel_wait(self, channel_id: int, now: float) -> float:
-        """Seconds until this channel's bucket has a token above its reserve (0: now)."""
-        level = self._channel(channel_id, now)
-        return max(0.0, (1 + self.channel_reserve - level) / self.channel_rate)
-
-    def take(self, channel_id: int, now: float) -> None:
-        """Spend one token of each bucket (after the waits above said 0)."""
-        self._level = self._global(now) - 1
-        self._at = now
-        self._channels[channel_id] = (self._channel(channel_id, now) - 1, now)
-        if len(self._channels) > self._tidy_above:
-            # Threads come and go: drop buckets that have refilled (they equal a fresh one).
-            full = [c for c in self._channels if self._channel(c, now) >= self.channel_burst]
-            for idle in full:
-                del self._channels[idle]
-            self._tidy_above = max(1000, 2 * len(self._channels))
-
-    def take_finish(self, channel_id: int, now: float) -> float:
-        """Spend one token of each bucket, into debt if need be; the seconds to wait first."""
-        self.take(channel_id, now)
-        level = self._channels[channel_id][0]
-        return max(0.0, -self._level / self.rate, -level / self.channel_rate)
-
-    def _global(self, now: float) -> float:
-        return min(self.burst, self._level + (now - self._at) * self.rate)
-
-    def _channel(self, channel_id: int, now: float) -> float:
-        level, at = self._channels.get(channel_id, (self.channel_burst, now))
-        return min(self.channel_burst, level + (now - at) * self.channel_rate)
+    def __init__(self, detail: str, why: str) -> None:
+        super().__init__(detail)
+        self.why = why  # the member's sentence: why the image is linked, not attached

@@ -109,8 +109,17 @@ def failure_text(reason: str, locale: str = DEFAULT_LOCALE) -> str:
     return "\n".join(render(m, locale) for m in failure_messages(reason))
 
 
-def finish_content(job: Job, *, link: str | None = None, locale: str = DEFAULT_LOCALE) -> str:
-    """The finish post: mentions the requester; says what failed in plain words.
+def finish_content(
+    job: Job,
+    *,
+    link: str | None = None,
+    why: str = "",
+    note: str = "",
+    locale: str = DEFAULT_LOCALE,
+) -> str:
+    """The finish post: mentions the requester; says what failed in plain words. With `link`,
+    the image is linked and `why` says why it is not attached; `note` says why the post is not
+    where the member expects it.
 
     The marker line always survives the length cap: it is how an earlier post is found.
     """
@@ -129,8 +138,10 @@ def finish_content(job: Job, *, link: str | None = None, locale: str = DEFAULT_L
         body = render(msg("{who} your {action} is ready.", who=who, action=action), locale)
     else:
         body = render(msg("{who} your image is ready.", who=who), locale)
-        if link:
-            body += f"\nIt was too large to upload here, so here is a link: {link}"
+    if link and job.status is JobStatus.SUCCEEDED and job.action != "DESCRIBE":
+        body += f"\n{why or 'It could not be attached'}, so here is a link: {link}"
+    if note:  # first, where the member looks
+        body = f"{note}\n{body}"
     tail = f"\n{marker(job)}"
     return body[: MAX_CONTENT - len(tail)] + tail
 

@@ -302,7 +302,7 @@ async def test_an_image_over_the_upload_limit_is_posted_as_a_smaller_rendition(
     assert attachment["filename"].endswith(".jpg") and attachment["size"] <= limit
 
 
-async def test_without_permission_to_attach_files_the_result_is_posted_as_a_link(
+async def test_without_permission_in_the_thread_the_file_goes_to_the_channel_saying_why(
     emu: DiscordEmulator, sim: MjProxySimulator, app: Application
 ) -> None:
     alice = emu.add_user("alice")
@@ -311,9 +311,27 @@ async def test_without_permission_to_attach_files_the_result_is_posted_as_a_link
     thread_id = int(reply["id"])
     await emu.wait_for(lambda: thread_of(emu, thread_id) is not None, timeout=10)
     emu.deny_permission(thread_id, "ATTACH_FILES")
-    final = await wait_finish(emu, thread_id)
+    final = await wait_finish(emu, emu.channel_id)
+    assert final["attachments"], "the file itself, not a link"
+    assert "not allowed to post the image in this job's thread" in final["content"]
+    assert "too large" not in final["content"] and "link" not in final["content"]
+    assert finish_posts(emu, thread_id) == [] and len(finish_posts(emu, emu.channel_id)) == 1
+
+
+async def test_a_link_only_when_no_file_can_be_uploaded_anywhere_and_size_is_not_blamed(
+    emu: DiscordEmulator, sim: MjProxySimulator, app: Application
+) -> None:
+    emu.deny_permission(emu.channel_id, "ATTACH_FILES")  # the channel and its threads
+    alice = emu.add_user("alice")
+    await emu.slash_command("imagine", {"prompt": "a lighthouse"}, user_id=alice)
+    reply = await _reply(emu)
+    final = await wait_finish(emu, int(reply["id"]))
     assert not final["attachments"] and "here is a link" in final["content"]
-    assert len(finish_posts(emu, thread_id)) == 1
+    assert "not allowed to attach files" in final["content"]
+    assert "too large" not in final["content"]
+    await asyncio.sleep(0.5)
+    assert len(finish_posts(emu, int(reply["id"]))) == 1
+    assert finish_posts(emu, emu.channel_id) == []
 
 
 async def test_a_discord_5xx_on_the_finish_post_is_retried_and_posts_once(

@@ -98,3 +98,40 @@ async def test_a_job_past_the_time_limit_is_failed_with_a_message(
     final = await wait_finish(emu, int(reply["id"]), timeout=15)
     assert "did not finish this job within 3 seconds" in final["content"]
     assert f"<@{alice}>" in final["content"]
+
+
+async def test_past_the_token_s_life_a_restart_posts_a_fresh_reply_and_carries_on(
+    spec_validator: Any, tmp_path: Path
+) -> None:
+    """The bot dies while turning the loading message into the reply, and comes back after
+    the interaction token expired: the reply is a fresh public message, its thread and the
+    outcome follow, once."""
+    from tests.e2e.crashkit import World, wait
+
+    async with World(tmp_path, spec_validator) as world:
+        emu = world.emu
+        first = await world.spawn()
+        await wait(lambda: bool(emu.guild_commands), 60, "the bot synced")
+        hold = emu.hold("PATCH", "/webhooks/{webhook_id}/{webhook_token}/messages/@original")
+        await emu.slash_command("imagine", {"prompt": "a late lighthouse"}, user_id=world.alice)
+        await asyncio.wait_for(hold.arrived.wait(), 30)
+        await first.kill()
+        hold.release(apply=False)
+        emu.token_ttl = 0.0  # Discord no longer accepts the token
+        (job,) = await world.jobs()
+        assert job.ack is not None  # recorded with the token at acknowledgement
+        # The bot judges the token by its own clock; make it old for the restarted process.
+        await world.age_token(job.id)
+        await world.spawn()
+        try:
+            await wait(lambda: bool(world.finish_posts(job.id)), 60, "the outcome")
+        except TimeoutError:
+            raise AssertionError(world.log()[-5000:]) from None
+        await world.quiet(1.0)
+        (job,) = await world.jobs()
+        replies = [m for m in emu.messages(emu.channel_id) if "a late lighthouse" in m["content"]]
+        fresh = [m for m in replies if m["type"] == 0 and not m.get("interaction_metadata")]
+        assert len(fresh) == 1 and int(fresh[0]["id"]) == job.route.reply_message_id
+        assert job.route.thread_id == job.route.reply_message_id and job.ack is None
+        ((channel_id, _),) = world.finish_posts(job.id)
+        assert channel_id == job.route.thread_id

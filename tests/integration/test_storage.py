@@ -31,7 +31,7 @@ from bot.adapters.storage import (
 from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.migrate import head_revision
 from bot.adapters.storage.schema import metadata
-from bot.core.jobs import Button, Job, JobStatus, Mode, PostState, Route
+from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
 
 POSTGRES_URL = os.environ.get(
     "MJCORD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -132,6 +132,19 @@ def make_job(**changes: object) -> Job:
         post_state=PostState.NONE,
         result_message_id=0,
         reference_count=2,
+        ack=Ack(BIG_ID + 6, "aW50ZXJhY3Rpb246MTIzNDU2Nzg5MDp0b2tlbg", T0 + timedelta(minutes=15)),
+        inputs=Inputs(
+            sources=(
+                Source("image1", "https://cdn.discordapp.com/a/1/ref é.png?ex=1", "ref é.png", 9),
+                Source("image2", "https://cdn.discordapp.com/a/2/b.jpg", "b.jpg", 2**40),
+            ),
+            dimensions="PORTRAIT",
+            parent_task_id="1712345678900000",
+            modal_prompt="a cat --zoom 1.5",
+            role_ids=(BIG_ID + 7, BIG_ID + 8),
+            manage_guild=True,
+        ),
+        sent_at=T0 + timedelta(seconds=1),
     )
     return dataclasses.replace(job, **changes)  # type: ignore[arg-type]
 
@@ -293,6 +306,40 @@ async def test_stuck_submitting_lists_jobs_left_in_submitting(storage: Storage) 
     await storage.jobs.add(make_job(task_id="x", status=JobStatus.QUEUED))
 
     assert await storage.jobs.stuck_submitting() == [stuck]
+
+
+async def test_interrupted_lists_jobs_with_a_step_left(storage: Storage) -> None:
+    placed = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
+    done = dict(route=placed, ack=None, status=JobStatus.QUEUED)
+    submitting = await storage.jobs.add(make_job(task_id=None, status=JobStatus.SUBMITTING))
+    with_token = await storage.jobs.add(make_job(task_id="a", status=JobStatus.QUEUED))
+    no_reply = await storage.jobs.add(
+        make_job(task_id="b", ack=None, route=Route(1, 2, 3), status=JobStatus.QUEUED)
+    )
+    undecided_thread = await storage.jobs.add(
+        make_job(task_id="c", **{**done, "route": Route(1, 2, 3, 4, 0, 5)})
+    )
+    await storage.jobs.add(make_job(task_id="d", **done))
+    await storage.jobs.add(  # no thread could be made: placed in the channel
+        make_job(task_id="e", **{**done, "route": Route(1, 2, 3, 4, 0, 5, no_thread=True)})
+    )
+    await storage.jobs.add(  # refused and told: nothing left
+        make_job(
+            task_id=None,
+            ack=None,
+            route=Route(1, 2, 3),
+            status=JobStatus.FAILED,
+            post_state=PostState.POSTED,
+        )
+    )
+
+    assert await storage.jobs.interrupted() == [submitting, with_token, no_reply, undecided_thread]
+
+
+async def test_a_job_without_an_acknowledgement_round_trips_without_one(storage: Storage) -> None:
+    job = await storage.jobs.add(make_job(ack=None, inputs=Inputs(), sent_at=None))
+    got = await storage.jobs.get(job.id)
+    assert got == job and got.ack is None and got.inputs == Inputs()
 
 
 async def test_a_saved_change_moves_a_job_between_the_queries(storage: Storage) -> None:
@@ -542,3 +589,52 @@ async def test_a_schema_is_refused_for_sqlite(tmp_path: Path) -> None:
 def test_a_schema_name_must_be_a_plain_identifier() -> None:
     with pytest.raises(ValueError, match="identifier"):
         create_engine(database_url(POSTGRES_URL), schema="x; drop table jobs")
+
+
+async def test_upgrading_from_0002_keeps_old_jobs_placed(target: Target) -> None:
+    """Before 0003 a replied job with thread 0 meant "no thread could be made"; after the
+    upgrade it must still count as placed (its outcome goes to the channel, without waiting)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from bot.adapters.storage.migrate import MIGRATIONS_DIR
+
+    def to_0002(connection: Connection) -> None:
+        config = Config()
+        config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0002")
+
+    engine = create_engine(database_url(target.url), schema=target.schema)
+    try:
+        async with engine.begin() as conn:
+            if target.schema:
+                await conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {target.schema}"))
+            await conn.run_sync(to_0002)
+            columns = (
+                "guild_id, channel_id, requester_id, reply_message_id, thread_id, "
+                "status_message_id, mode, prompt, action, custom_id, status, progress, "
+                "fail_reason, final_prompt, buttons, created_at, updated_at, post_state, "
+                "result_message_id, reference_count"
+            )
+            for reply, thread in ((11, 0), (12, 12), (0, 0)):
+                await conn.execute(
+                    text(
+                        f"INSERT INTO jobs ({columns}) VALUES (1, 2, 3, :r, :t, 0, 'MID_JOURNEY',"
+                        " 'p', 'IMAGINE', '', 'QUEUED', 0, '', '', '[]', :at, :at, 'NONE', 0, 0)"
+                    ),
+                    {"r": reply, "t": thread, "at": T0},
+                )
+    finally:
+        await engine.dispose()
+    storage = await target.open()  # upgrades to head
+    try:
+        jobs = [await storage.jobs.get(i) for i in (1, 2, 3)]
+        assert [(j.route.no_thread, j.route.placed) for j in jobs if j] == [
+            (True, True),  # replied, no thread: the channel
+            (False, True),  # its thread
+            (False, False),  # not replied yet
+        ]
+        assert all(j is not None and j.ack is None and j.sent_at is None for j in jobs)
+    finally:
+        await storage.close()

@@ -6,8 +6,17 @@ import dataclasses
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
-from bot.core.errors import ApiError, Refused
-from bot.core.jobs import Job, JobStatus, Mode, PostState, ReferenceImage, Submission, TaskSnapshot
+from bot.core.errors import ApiError, Refused, Unavailable, Unsupported
+from bot.core.jobs import (
+    Job,
+    JobStatus,
+    Mode,
+    PostState,
+    ReferenceImage,
+    Submission,
+    TaskSnapshot,
+    TaskStatus,
+)
 from bot.core.ports import ImagineRequest, Ticket
 
 
@@ -29,13 +38,33 @@ class FakeApi:
         self.refuse_with: ApiError | None = None
         self.list_calls = 0
         self._next = 1730621826053000
+        #: Tasks by their `state`, as an upstream server lists them; None: the server cannot
+        #: look (an aggregator); an ApiError: the server is down.
+        self.by_state: dict[str, TaskSnapshot] | None = {}
+        self.look_up_error: ApiError | None = None
+        self.lost_answers = 0  # the next submits arrive but their answer is lost
 
     async def imagine(self, request: ImagineRequest) -> Submission:
         if self.refuse_with:
             raise self.refuse_with
         self.submitted.append(request)
         self._next += 1
-        return Submission(task_id=str(self._next))
+        task_id = str(self._next)
+        if self.by_state is not None:
+            self.by_state[request.state] = TaskSnapshot(
+                task_id, TaskStatus.SUBMITTED, state=request.state
+            )
+        if self.lost_answers:
+            self.lost_answers -= 1
+            raise Unavailable("connection closed before the answer")
+        return Submission(task_id=task_id)
+
+    async def find_by_state(self, state: str) -> TaskSnapshot | None:
+        if self.look_up_error is not None:
+            raise self.look_up_error
+        if self.by_state is None:
+            raise Unsupported("no task list here")
+        return self.by_state.get(state)
 
     async def list_by_ids(self, task_ids: Sequence[str]) -> list[TaskSnapshot]:
         self.list_calls += 1
@@ -92,6 +121,47 @@ class InMemoryJobs:
 
     async def stuck_submitting(self) -> list[Job]:
         return [j for j in self.rows.values() if j.status is JobStatus.SUBMITTING]
+
+    async def interrupted(self) -> list[Job]:
+        r = [j for j in self.rows.values()]
+        return [
+            j
+            for j in r
+            if j.status is JobStatus.SUBMITTING
+            or j.ack is not None
+            or (
+                j.post_state is not PostState.POSTED
+                and not (j.route.placed and j.route.status_message_id)
+            )
+        ]
+
+
+class FakeFiles:
+    """Attachments by URL (what Discord's CDN would serve)."""
+
+    def __init__(self, blobs: dict[str, bytes] | None = None) -> None:
+        self.blobs = blobs or {}
+        self.fetched: list[str] = []
+
+    async def fetch_reference(self, url: str, max_bytes: int) -> bytes:
+        self.fetched.append(url)
+        return self.blobs[url]
+
+    async def download(self, url: str) -> bytes:
+        return self.blobs[url]
+
+    async def fit(self, data: bytes, max_bytes: int) -> bytes | None:
+        return None
+
+
+class FakePlaces:
+    """Records which jobs recovery asked to restore in Discord (and in what state)."""
+
+    def __init__(self) -> None:
+        self.restored: list[Job] = []
+
+    async def restore(self, job: Job) -> None:
+        self.restored.append(job)
 
 
 class FakeObserver:

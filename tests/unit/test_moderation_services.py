@@ -34,10 +34,3 @@ async def test_a_refused_reservation_fails_the_job_before_the_api_is_called() ->
     assert row.status is JobStatus.FAILED and row.post_state is PostState.POSTED
     assert "5 images" in row.fail_reason
     assert api.submitted == [] and gate.settled == []
-
-
-async def test_without_a_ticket_nothing_is_reserved() -> None:
-    api, jobs, gate = FakeApi(), InMemoryJobs(), RecordingGate()
-    service = ImagineService(api, Ledger(jobs), gate, FakeClock())
-    await service.submit(ROUTE, Mode.MID_JOURNEY, "a cat")
-    assert gate.admitted == []

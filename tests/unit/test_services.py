@@ -5,12 +5,14 @@ import pytest
 from bot.core.errors import BannedPrompt
 from bot.core.jobs import JobStatus, Mode, PostState, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
+from bot.core.ports import Ticket
 from bot.core.services import ImagineService
-from bot.core.tracking import RESTART_REASON, Tracker
+from bot.core.tracking import Tracker
 from bot.discord_ui.render import failure_text as describe_failure
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
-ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4)
+ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4, no_thread=True)
+TICKET = Ticket(guild_id=1, channel_id=2, user_id=3)
 
 
 @pytest.fixture
@@ -29,7 +31,7 @@ def make(world: tuple) -> tuple[ImagineService, Tracker]:  # type: ignore[type-a
 async def test_submit_stores_the_job_with_its_task_id_before_returning(world: tuple) -> None:
     api, jobs, *_ = world
     service, _ = make(world)
-    job = await service.submit(ROUTE, Mode.NIJI_JOURNEY, "a cat")
+    job = await service.submit(ROUTE, Mode.NIJI_JOURNEY, "a cat", ticket=TICKET)
     assert jobs.rows[job.id].task_id == job.task_id is not None
     assert jobs.rows[job.id].status is JobStatus.QUEUED
     assert (
@@ -42,7 +44,7 @@ async def test_refused_submit_is_recorded_failed_settled_and_reraised(world: tup
     api.refuse_with = BannedPrompt("code 24", word="gore")
     service, tracker = make(world)
     with pytest.raises(BannedPrompt):
-        await service.submit(ROUTE, Mode.MID_JOURNEY, "gore")
+        await service.submit(ROUTE, Mode.MID_JOURNEY, "gore", ticket=TICKET)
     (row,) = jobs.rows.values()
     assert row.status is JobStatus.FAILED and row.post_state is PostState.POSTED
     assert gate.settled == [(row.id, JobStatus.FAILED)]
@@ -53,8 +55,8 @@ async def test_refused_submit_is_recorded_failed_settled_and_reraised(world: tup
 async def test_tracker_polls_all_jobs_in_one_call_and_posts_each_finish_once(world: tuple) -> None:
     api, jobs, observer, gate, _ = world
     service, tracker = make(world)
-    a = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
-    b = await service.submit(ROUTE, Mode.MID_JOURNEY, "b")
+    a = await service.submit(ROUTE, Mode.MID_JOURNEY, "a", ticket=TICKET)
+    b = await service.submit(ROUTE, Mode.MID_JOURNEY, "b", ticket=TICKET)
     api.snapshots[a.task_id] = TaskSnapshot(a.task_id, TaskStatus.IN_PROGRESS, 46)  # type: ignore[index, arg-type]
     api.snapshots[b.task_id] = TaskSnapshot(b.task_id, TaskStatus.SUCCESS, 100, image_url="u")  # type: ignore[index, arg-type]
     await tracker.poll_once()
@@ -73,7 +75,7 @@ async def test_tracker_polls_all_jobs_in_one_call_and_posts_each_finish_once(wor
 async def test_a_failed_post_stays_pending_and_is_retried(world: tuple) -> None:
     api, jobs, observer, *_ = world
     service, tracker = make(world)
-    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
+    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a", ticket=TICKET)
     api.snapshots[job.task_id] = TaskSnapshot(job.task_id, TaskStatus.FAILURE, fail_reason="x")  # type: ignore[index, arg-type]
     observer.fail_next_posts = 2  # the cycle's own attempt and its end-of-cycle retry
     await tracker.poll_once()
@@ -85,7 +87,7 @@ async def test_a_failed_post_stays_pending_and_is_retried(world: tuple) -> None:
 async def test_jobs_past_the_time_limit_fail_with_a_message(world: tuple) -> None:
     api, jobs, observer, gate, clock = world
     service, tracker = make(world)
-    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
+    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a", ticket=TICKET)
     api.snapshots[job.task_id] = TaskSnapshot(job.task_id, TaskStatus.IN_PROGRESS, 15)  # type: ignore[index, arg-type]
     clock.advance(minutes=11)
     await tracker.poll_once()
@@ -93,17 +95,6 @@ async def test_jobs_past_the_time_limit_fail_with_a_message(world: tuple) -> Non
     assert row.status is JobStatus.FAILED and "10 minutes" in row.fail_reason
     assert observer.posts == [(job.id, JobStatus.FAILED)]
     assert gate.settled == [(job.id, JobStatus.FAILED)]
-
-
-async def test_resume_fails_interrupted_submits_and_posts_pending_outcomes(world: tuple) -> None:
-    _, jobs, observer, *_ = world
-    _service, tracker = make(world)
-    from bot.core.jobs import Job
-
-    stuck = await jobs.add(Job(id=0, route=ROUTE, mode=Mode.MID_JOURNEY, prompt="x"))
-    await tracker.resume()
-    assert jobs.rows[stuck.id].fail_reason == RESTART_REASON
-    assert observer.posts == [(stuck.id, JobStatus.FAILED)]
 
 
 def test_failure_reasons_in_plain_words() -> None:
@@ -120,7 +111,7 @@ async def test_a_stale_writer_cannot_undo_a_finish(world: tuple) -> None:
 
     _api, jobs, *_ = world
     service, _ = make(world)
-    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a")
+    job = await service.submit(ROUTE, Mode.MID_JOURNEY, "a", ticket=TICKET)
     stale = jobs.rows[job.id]
     finished = dataclasses.replace(stale, status=JobStatus.SUCCEEDED, post_state=PostState.INTENT)
     assert await jobs.replace(stale, finished)
@@ -137,16 +128,3 @@ async def test_a_stale_writer_cannot_undo_a_finish(world: tuple) -> None:
         is None
     )
     assert jobs.rows[job.id].status is JobStatus.SUCCEEDED
-
-
-async def test_resume_leaves_alone_a_submit_this_process_is_making(world: tuple) -> None:
-    from bot.core.jobs import Job
-
-    _, jobs, observer, _, clock = world
-    _, tracker = make(world)  # the tracker of a process that has just started
-    clock.advance(seconds=1)
-    mine = await jobs.add(
-        Job(id=0, route=ROUTE, mode=Mode.MID_JOURNEY, prompt="x", created_at=clock.now())
-    )
-    await tracker.resume()
-    assert jobs.rows[mine.id].status is JobStatus.SUBMITTING and observer.posts == []

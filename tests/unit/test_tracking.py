@@ -10,10 +10,11 @@ import pytest
 from bot.core.errors import RateLimited, TaskNotFound, Unavailable
 from bot.core.jobs import Job, JobStatus, Mode, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
+from bot.core.pacing import recovery_bound
 from bot.core.tracking import CALLBACK_POLL_FACTOR, MIN_REQUESTS_PER_SECOND, Tracker
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
-ROUTE = Route(guild_id=1, channel_id=2, requester_id=3, reply_message_id=4, status_message_id=5)
+ROUTE = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
 
 
 class FakeTime:
@@ -247,3 +248,41 @@ async def test_a_hint_for_a_task_the_api_does_not_know_changes_nothing() -> None
     await w.tracker._look_up(w.tracker._hinted)
     assert w.api.fetches == ["1730621718151844"]
     assert w.jobs.rows[job.id] == job and w.observer.progress == []
+
+
+async def test_an_outage_never_pauses_longer_than_a_third_of_the_recovery_bound() -> None:
+    w = World(jobs=3)
+    w.api.down = True
+    for _ in range(10):
+        await w.tracker.poll_once()
+    gaps = [b - a for a, b in zip(w.api.at, w.api.at[1:], strict=False)]
+    bound = recovery_bound(2.0)  # the World polls every 2 s: the 15 s floor applies
+    assert gaps[0] == 2.0 and max(gaps) == pytest.approx(bound / 3)
+    assert w.tracker.pacer.outage_since is not None
+    w.api.down = False
+    await w.tracker.poll_once()
+    assert w.tracker.pacer.outage_since is None and len(w.api.lists) == 11
+
+
+async def test_a_long_outage_is_shown_once_and_taken_back_when_it_ends() -> None:
+    class Noting(FakeObserver):
+        def __init__(self) -> None:
+            super().__init__()
+            self.notes: list[tuple[object, list[int]]] = []
+
+        async def show_outage(self, since: object, jobs: Sequence[Job]) -> None:
+            self.notes.append((since, [j.id for j in jobs]))
+
+    w = World(jobs=3)
+    noting = Noting()
+    w.tracker.observer = noting
+    w.api.down = True
+    await w.tracker.poll_once()
+    assert noting.notes == []  # not yet past the threshold
+    w.clock.advance(seconds=61)
+    await w.tracker.poll_once()
+    await w.tracker.poll_once()
+    assert noting.notes == [(w.tracker.pacer.outage_since, [1, 2, 3])]
+    w.api.down = False
+    await w.tracker.poll_once()
+    assert noting.notes[1:] == [(None, [1, 2, 3])]

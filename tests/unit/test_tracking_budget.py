@@ -4,52 +4,114 @@ with a small hand-written fake of the discord.py objects it calls."""
 from __future__ import annotations
 
 import asyncio
+import bisect
+import dataclasses
+import itertools
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from bot.core.jobs import Job, JobStatus, Mode, Route
-from bot.discord_ui.presenter import DiscordPresenter, EditBudget
+from bot.core.jobs import Button, Job, JobStatus, Mode, Route
+from bot.discord_ui.budget import EditBudget
+from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.render import status_content
 
-# --- the buckets -----------------------------------------------------------------------------
+# --- the windows -----------------------------------------------------------------------------
+
+
+def most_in_any_window(times: list[float], span: float) -> int:
+    """The largest number of `times` inside one half-open window of `span` seconds."""
+    ordered = sorted(times)
+    return max(
+        (bisect.bisect_right(ordered, t + span - 1e-9) - i for i, t in enumerate(ordered)),
+        default=0,
+    )
 
 
 def test_progress_stops_at_the_reserve_while_finishes_still_go_at_once() -> None:
-    budget = EditBudget(rate=10, burst=5, reserve=2, channel_burst=100, start=0.0)
+    budget = EditBudget(limit=10, window=1.0, reserve=3, channel_limit=100, spread=False)
     sent = 0
     while budget.progress_wait(0.0) == 0:
         budget.take(sent, 0.0)
         sent += 1
-    assert sent == 3  # burst 5 minus the reserve of 2
-    assert budget.take_finish(1, 0.0) == 0.0 and budget.take_finish(2, 0.0) == 0.0
-    # Beyond the reserve a finish is delayed by the refill time, never refused.
-    assert budget.take_finish(3, 0.0) == pytest.approx(0.1)
-    assert budget.take_finish(4, 0.0) == pytest.approx(0.2)
-    # Progress waits until the finish debt is repaid and the reserve refilled.
-    assert budget.progress_wait(0.0) == pytest.approx((1 + 2 + 2) / 10)
+    assert sent == 7  # the limit of 10 minus the reserve of 3
+    for n in range(3):  # the reserve is the finishes'
+        assert budget.finish_wait(100 + n, 0.0) == 0.0
+        budget.take(100 + n, 0.0)
+    # Beyond the limit a finish waits for the window to move on, and is never refused.
+    assert budget.finish_wait(200, 0.0) == pytest.approx(1.0)
+    assert budget.finish_wait(200, 0.5) == pytest.approx(0.5)
+    assert budget.progress_wait(0.5) == pytest.approx(0.5)
+    assert budget.finish_wait(200, 1.0) == 0.0 and budget.progress_wait(1.0) == 0.0
 
 
 def test_a_busy_channel_holds_back_only_its_own_progress() -> None:
-    budget = EditBudget(rate=100, burst=100, channel_rate=1, channel_burst=5, start=0.0)
+    budget = EditBudget(
+        limit=100, channel_limit=5, channel_window=5.0, channel_reserve=1, spread=False
+    )
     for _ in range(4):
         assert budget.channel_wait(7, 0.0) == 0
         budget.take(7, 0.0)
-    assert budget.channel_wait(7, 0.0) == pytest.approx(1.0)  # its reserve is for the finish
+    assert budget.channel_wait(7, 0.0) == pytest.approx(5.0)  # its reserve is for the finish
     assert budget.channel_wait(8, 0.0) == 0
-    assert budget.take_finish(7, 0.0) == 0.0  # the finish takes the reserved token
-    assert budget.take_finish(7, 0.0) == pytest.approx(1.0)
-    assert budget.channel_wait(7, 5.0) == 0  # refilled
+    assert budget.finish_wait(7, 0.0) == 0.0  # the finish takes the reserved slot
+    budget.take(7, 0.0)
+    assert budget.finish_wait(7, 0.0) == pytest.approx(5.0)
+    assert budget.channel_wait(7, 10.0) == 0  # the window has moved on
 
 
-def test_refilled_channel_buckets_are_forgotten() -> None:
-    budget = EditBudget(rate=1e6, burst=1e6, start=0.0)
+def test_idle_channel_windows_are_forgotten() -> None:
+    budget = EditBudget(limit=45)
     for channel in range(3000):
-        budget.take(channel, 0.0)
+        budget.take(channel, channel / 1000)
     for channel in range(3000, 5000):  # later, other threads
-        budget.take(channel, 100.0)
-    assert 0 not in budget._channels and len(budget._channels) <= 2000
+        budget.take(channel, 100.0 + channel / 1000)
+    assert budget.channel_wait(0, 200.0) == 0 and len(budget._channels) <= 2100
+
+
+def test_a_burst_goes_out_evenly_spread() -> None:
+    budget = EditBudget(limit=45, window=1.0, channel_limit=1000)
+    now, sent = 0.0, []
+    for n in range(90):
+        now += budget.finish_wait(n, now)
+        budget.take(n, now)
+        sent.append(now)
+    gaps = [b - a for a, b in itertools.pairwise(sent)]
+    assert min(gaps) == pytest.approx(0.9 / 45)  # evenly, a little under the average
+    assert sent[44] == pytest.approx(44 * 0.9 / 45) and sent[45] == pytest.approx(1.0)
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.floats(min_value=0, max_value=0.3),  # time passing before the call
+            st.booleans(),  # a finish (True) or a progress edit
+            st.integers(min_value=0, max_value=3),  # the channel
+        ),
+        max_size=400,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_no_window_ever_holds_more_than_its_limit(calls: list[tuple[float, bool, int]]) -> None:
+    budget = EditBudget(limit=45, window=1.0, reserve=10, channel_limit=5, channel_window=5.0)
+    now = 0.0
+    sent: list[tuple[float, int]] = []
+    for gap, finish, channel in calls:
+        now += gap
+        if finish:  # waits (time passes) until both windows have room, then goes
+            now += budget.finish_wait(channel, now)
+            budget.take(channel, now)
+            sent.append((now, channel))
+        elif budget.progress_wait(now) == 0 and budget.channel_wait(channel, now) == 0:
+            budget.take(channel, now)
+            sent.append((now, channel))
+    assert most_in_any_window([t for t, _ in sent], 1.0) <= 45
+    for c in range(4):
+        assert most_in_any_window([t for t, ch in sent if ch == c], 5.0) <= 5
 
 
 # --- the presenter under load ------------------------------------------------------------------
@@ -142,7 +204,9 @@ def presenter(discord: FakeDiscord, budget: EditBudget) -> DiscordPresenter:
 
 async def test_under_load_progress_is_coalesced_and_finishes_are_not_held_back() -> None:
     discord = FakeDiscord()
-    budget = EditBudget(rate=200, burst=20, reserve=5)
+    # As in production, the window is a little longer than the one checked: calls are booked
+    # when asked for and arrive a latency later.
+    budget = EditBudget(limit=100, window=0.55, reserve=5)
     shown = presenter(discord, budget)
     jobs = 400
     try:
@@ -157,22 +221,19 @@ async def test_under_load_progress_is_coalesced_and_finishes_are_not_held_back()
 
         sends = [c for c in discord.calls if c.kind == "send"]
         assert len(sends) == 30 and all(ids)  # every finish posted, none dropped
-        # 30 finishes need 30 tokens: 5 from the reserve, the rest at 200/s, whatever the
-        # backlog of progress edits.
-        assert finish_time < 0.25 + 0.1
+        # 30 finishes fit in one window (the reserve, then the slots progress leaves free),
+        # whatever the backlog of progress edits.
+        assert finish_time < 0.5 + 0.1
         assert shown.counts["coalesced"] > 0
         # Every REST call, edits and posts together, stayed within the one budget.
-        times = sorted(c.at for c in discord.calls)
-        for i, t in enumerate(times):
-            window = [x for x in times[i:] if x - t <= 0.5]
-            assert len(window) <= 20 + 200 * 0.5 + 2
+        assert most_in_any_window([c.at for c in discord.calls], 0.5) <= 100
     finally:
         await shown.close()
 
 
 async def test_every_job_ends_showing_its_newest_state() -> None:
     discord = FakeDiscord()
-    shown = presenter(discord, EditBudget(rate=1000, burst=50, reserve=5))
+    shown = presenter(discord, EditBudget(limit=500, window=0.5, reserve=5))
     try:
         for step in (15, 31, 46, 62, 78, 93):
             for n in range(1, 51):
@@ -189,5 +250,28 @@ async def test_every_job_ends_showing_its_newest_state() -> None:
         assert "93%" not in last_edit(7)  # replaced by its finish state
         edits_per_job = len([c for c in discord.calls if c.kind == "edit"]) / 50
         assert edits_per_job < 6  # six states each: some were coalesced away
+    finally:
+        await shown.close()
+
+
+@pytest.mark.parametrize("status", [s for s in JobStatus if not s.finished])
+async def test_a_waiting_edit_shows_what_the_full_job_would(status: JobStatus) -> None:
+    discord = FakeDiscord()
+    shown = presenter(discord, EditBudget())
+    full = dataclasses.replace(
+        job(1, status, progress=46),
+        prompt="a long prompt " * 200,
+        final_prompt="a long final prompt " * 100,
+        custom_id="MJ::JOB::variation::2::abc",
+        queue_position=3,
+        fail_reason="why",
+        buttons=(Button("MJ::JOB::upsample::1::abc", "U1"),),
+    )
+    try:
+        await shown.show_progress(full)
+        assert shown._pump is not None
+        await asyncio.wait_for(shown._pump, 5)
+        await asyncio.gather(*shown._in_flight)
+        assert [c.content for c in discord.calls] == [status_content(full)]
     finally:
         await shown.close()

@@ -35,6 +35,8 @@ ACCEPTED_FORMS = (
     "postgresql://user:password@host:5432/dbname (or postgres://… or postgresql+asyncpg://…)"
 )
 
+#: Each SQLite connection's page cache, KiB (SQLite's default is 2,000).
+SQLITE_CACHE_KIB = 256
 # How long a SQLite connection waits for another process's write lock before giving up.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
 
@@ -163,6 +165,10 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
             _enable_wal(cursor)
             # PostgreSQL always enforces foreign keys; SQLite only when asked per connection.
             cursor.execute("PRAGMA foreign_keys = ON")
+            # Each pooled connection keeps its own page cache (2 MB by default): with a dozen
+            # connections over a 10,000-job ledger that is most of the bot's memory, while the
+            # operating system caches the file once for all of them.
+            cursor.execute(f"PRAGMA cache_size = -{SQLITE_CACHE_KIB}")
         finally:
             cursor.close()
 

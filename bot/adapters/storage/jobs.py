@@ -7,18 +7,19 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from bot.adapters.storage.engine import StorageError
 from bot.adapters.storage.schema import jobs
-from bot.core.jobs import Button, Job, JobStatus, Mode, PostState, Route
+from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
+from bot.core.watchlist import Watched
 
 _UNFINISHED = [status.value for status in JobStatus if not status.finished]
 
@@ -36,6 +37,8 @@ def _dump_buttons(buttons: tuple[Button, ...]) -> str:
 
 
 def _load_buttons(text: str) -> tuple[Button, ...]:
+    if not text or text == "[]":  # most rows (every unfinished job): skip the JSON parser
+        return ()
     return tuple(
         Button(
             custom_id=str(item["custom_id"]),
@@ -44,6 +47,40 @@ def _load_buttons(text: str) -> tuple[Button, ...]:
             style=int(item.get("style", 2)),
         )
         for item in json.loads(text or "[]")
+    )
+
+
+def _dump_inputs(inputs: Inputs) -> str:
+    return json.dumps(
+        {
+            "sources": [
+                {"option": x.option, "url": x.url, "filename": x.filename, "size": x.size}
+                for x in inputs.sources
+            ],
+            "dimensions": inputs.dimensions,
+            "parent_task_id": inputs.parent_task_id,
+            "modal_prompt": inputs.modal_prompt,
+            "role_ids": list(inputs.role_ids),
+            "manage_guild": inputs.manage_guild,
+        },
+        ensure_ascii=False,
+        sort_keys=True,
+    )
+
+
+def _load_inputs(text: str) -> Inputs:
+    raw = json.loads(text or "{}")
+    modal = raw.get("modal_prompt")
+    return Inputs(
+        sources=tuple(
+            Source(str(x["option"]), str(x["url"]), str(x["filename"]), int(x["size"]))
+            for x in raw.get("sources", [])
+        ),
+        dimensions=str(raw.get("dimensions", "")),
+        parent_task_id=str(raw.get("parent_task_id", "")),
+        modal_prompt=None if modal is None else str(modal),
+        role_ids=tuple(int(r) for r in raw.get("role_ids", [])),
+        manage_guild=bool(raw.get("manage_guild", False)),
     )
 
 
@@ -76,6 +113,12 @@ def _values(job: Job) -> dict[str, Any]:
         "post_state": job.post_state.value,
         "result_message_id": job.result_message_id,
         "reference_count": job.reference_count,
+        "no_thread": route.no_thread,
+        "application_id": job.ack.application_id if job.ack else 0,
+        "interaction_token": job.ack.token if job.ack else "",
+        "token_expires_at": job.ack.expires_at if job.ack else None,
+        "inputs": _dump_inputs(job.inputs),
+        "sent_at": job.sent_at,
     }
 
 
@@ -89,6 +132,7 @@ def _job(row: Mapping[str, Any]) -> Job:
             reply_message_id=row["reply_message_id"],
             thread_id=row["thread_id"],
             status_message_id=row["status_message_id"],
+            no_thread=bool(row["no_thread"]),
         ),
         mode=Mode(row["mode"]),
         prompt=row["prompt"],
@@ -109,6 +153,13 @@ def _job(row: Mapping[str, Any]) -> Job:
         post_state=PostState(row["post_state"]),
         result_message_id=row["result_message_id"],
         reference_count=row["reference_count"],
+        ack=(
+            Ack(row["application_id"], row["interaction_token"], row["token_expires_at"])
+            if row["interaction_token"] and row["token_expires_at"] is not None
+            else None
+        ),
+        inputs=_load_inputs(row["inputs"]),
+        sent_at=row["sent_at"],
     )
 
 
@@ -195,6 +246,26 @@ class SqlJobRepository:
         """Jobs left in SUBMITTING (the process died during a submit)."""
         return await self._many(jobs.c.status == JobStatus.SUBMITTING.value)
 
+    async def interrupted(self) -> list[Job]:
+        """Jobs a process may have left midway, oldest first: still submitting, still holding
+        an interaction token, or not finished posting with a Discord object (reply, thread,
+        status message) not yet recorded."""
+        unplaced = and_(
+            jobs.c.post_state != PostState.POSTED.value,
+            or_(
+                jobs.c.reply_message_id == 0,
+                and_(jobs.c.thread_id == 0, jobs.c.no_thread.is_(False)),
+                jobs.c.status_message_id == 0,
+            ),
+        )
+        return await self._many(
+            or_(
+                jobs.c.status == JobStatus.SUBMITTING.value,
+                jobs.c.interaction_token != "",
+                unplaced,
+            )
+        )
+
     async def claim_post(
         self, job_id: int, *, now: datetime, lease: timedelta = DEFAULT_POST_LEASE
     ) -> bool:
@@ -224,6 +295,91 @@ class SqlJobRepository:
             await conn.execute(
                 update(jobs).where(jobs.c.id == job_id).values(post_claimed_until=None)
             )
+
+    # --- the tracker's batched view (bot.core.watchlist.TrackingStore) --------------------------
+
+    async def watched(self) -> list[Watched]:
+        """Every unfinished job with a task id, oldest first: four columns, no timestamps."""
+        query = (
+            select(jobs.c.id, jobs.c.task_id, jobs.c.status, jobs.c.progress)
+            .where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
+            .order_by(jobs.c.id)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(query)).all()
+        statuses = {s.value: s for s in JobStatus}
+        return [Watched(i, t, statuses[s], p) for i, t, s, p in rows]
+
+    async def watched_version(self) -> tuple[int, ...]:
+        """A fingerprint of the watched view, aggregated in the database (one row back): the
+        count and id sum change when a job joins or leaves it, the progress sum when progress
+        moves, the sum of id × status length when a status changes (the five unfinished
+        statuses have five different lengths)."""
+        query = select(
+            func.count(jobs.c.id),
+            func.coalesce(func.sum(jobs.c.id), 0),
+            func.coalesce(func.sum(jobs.c.progress), 0),
+            func.coalesce(func.sum(jobs.c.id * func.length(jobs.c.status)), 0),
+        ).where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
+        async with self._begin() as conn:
+            row = (await conn.execute(query)).one()
+        return tuple(int(v) for v in row)
+
+    async def overdue(self, created_before: datetime) -> list[int]:
+        """Ids of unfinished jobs with a task id created before the given time."""
+        query = (
+            select(jobs.c.id)
+            .where(
+                jobs.c.task_id.is_not(None),
+                jobs.c.status.in_(_UNFINISHED),
+                jobs.c.created_at < created_before,
+            )
+            .order_by(jobs.c.id)
+        )
+        async with self._begin() as conn:
+            return list((await conn.execute(query)).scalars().all())
+
+    async def many(self, job_ids: Sequence[int]) -> list[Job]:
+        """Full jobs by id in one read (at most a chunk's worth), oldest first."""
+        if not job_ids:
+            return []
+        return await self._many(jobs.c.id.in_(list(job_ids)))
+
+    async def save_progress(self, batch: Sequence[Job]) -> None:
+        """One transaction writing progress, preview, final prompt, buttons and updated_at of
+        each job, only where the stored row still has the job's status and no higher progress
+        (so a status written meanwhile by a compare-and-set is never undone)."""
+        if not batch:
+            return
+        statement = (
+            update(jobs)
+            .where(
+                jobs.c.id == bindparam("b_id"),
+                jobs.c.status == bindparam("b_status"),
+                jobs.c.progress <= bindparam("b_progress"),
+            )
+            .values(
+                progress=bindparam("b_progress"),
+                image_url=bindparam("b_image_url"),
+                final_prompt=bindparam("b_final_prompt"),
+                buttons=bindparam("b_buttons"),
+                updated_at=bindparam("b_updated_at"),
+            )
+        )
+        params = [
+            {
+                "b_id": job.id,
+                "b_status": job.status.value,
+                "b_progress": job.progress,
+                "b_image_url": job.image_url,
+                "b_final_prompt": job.final_prompt,
+                "b_buttons": _dump_buttons(job.buttons) if job.buttons else "[]",
+                "b_updated_at": job.updated_at,
+            }
+            for job in batch
+        ]
+        async with self._begin() as conn:
+            await conn.execute(statement, params)
 
     def _select(self, *where: ColumnElement[bool]) -> Select[Any]:
         return select(*_JOB_COLUMNS).where(and_(*where)).order_by(jobs.c.id)

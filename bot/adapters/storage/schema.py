@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -99,11 +100,24 @@ jobs = Table(
     # Not part of Job: until when one process holds the right to post this job's finish
     # (see SqlJobRepository.claim_post). NULL when nobody has claimed it.
     Column("post_claimed_until", UTCDateTime, nullable=True),
+    # --- revision 0003: each step of a command recorded as it happens (see recovery) ---
+    Column("no_thread", Boolean, nullable=False, server_default="0"),
+    # The interaction that started the job: its application id and token (a credential for
+    # the member's reply for 15 minutes; '' once no longer needed) and when it expires.
+    Column("application_id", BigInteger, nullable=False, server_default="0"),
+    Column("interaction_token", Text, nullable=False, server_default=""),
+    Column("token_expires_at", UTCDateTime, nullable=True),
+    # JSON text of core.jobs.Inputs: what a restart needs to send the submit again.
+    Column("inputs", Text, nullable=False, server_default="{}"),
+    # When the submit went out; NULL while it never did.
+    Column("sent_at", UTCDateTime, nullable=True),
     # One job per API task; NULLs (not yet submitted) do not collide on either backend.
     UniqueConstraint("task_id"),
     # The hot queries: reconcile's unfinished jobs, and the unposted-finish sweep.
     Index(None, "status"),
     Index(None, "post_state"),
+    # A button press looks up its parent's children (the double-press rule).
+    Index(None, "parent_job_id"),
 )
 
 

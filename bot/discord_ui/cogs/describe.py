@@ -8,12 +8,21 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.jobs import Mode, Route
-from bot.core.modes import ServerDefault, mode_for
-from bot.core.ports import ImageFiles
+from bot.core.jobs import Mode
+from bot.core.modes import ServerDefault
 from bot.core.services import BLEND_DIMENSIONS, ImagineService
-from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.jobflow import (
+    ack_for,
+    record_mode,
+    route_of,
+    run_command,
+    show_new_job,
+    sources_of,
+    ticket_for,
+)
 from bot.discord_ui.options import MODE_CHOICES
+from bot.discord_ui.tree import tell_error
+from bot.discord_ui.worklane import after_defer
 
 DIMENSION_CHOICES = [
     app_commands.Choice(name=f"{name.title()} ({ratio})", value=name)
@@ -27,15 +36,11 @@ class DescribeBlendCog(commands.Cog):
     def __init__(
         self,
         service: ImagineService,
-        files: ImageFiles,
         *,
-        max_reference_bytes: int,
         default_mode: Mode = Mode.MID_JOURNEY,
         server_modes: ServerDefault | None = None,
     ) -> None:
         self.service = service
-        self.files = files
-        self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
         self.server_modes = server_modes  # the server's default mode (moderators set it)
 
@@ -53,15 +58,26 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Get four prompts that describe an image; press one to imagine it."""
         await interaction.response.defer(thinking=True)
-        await self.service.admit(ticket_for(interaction))
-        (reference,) = await read_images(self.files, [("image", image)], self.max_reference_bytes)
-        chosen = await mode_for(
-            mode.value if mode else None, interaction.guild_id, self.server_modes
+        ticket = ticket_for(interaction)
+        (source,) = sources_of([("image", image)])
+        chosen = mode.value if mode else None
+        # Recorded now, before any download, gate or API work: a restart carries it on.
+        job = await self.service.open_describe(
+            route_of(interaction),
+            Mode(chosen or Mode.MID_JOURNEY),
+            source,
+            ack_for(interaction),
+            ticket,
         )
-        job = await self.service.describe(
-            _route(interaction), chosen, reference, ticket=ticket_for(interaction)
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
+        job = await record_mode(self.service, job, chosen, self.server_modes)
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
         )
-        await show_new_job(interaction, job, self.service)
 
     @app_commands.command(name="blend")
     @app_commands.describe(
@@ -87,26 +103,31 @@ class DescribeBlendCog(commands.Cog):
     ) -> None:
         """Blend 2 to 5 images into a new one."""
         await interaction.response.defer(thinking=True)
-        await self.service.admit(ticket_for(interaction))
-        given = [
-            (f"image{i}", a)
-            for i, a in enumerate((image1, image2, image3, image4, image5), 1)
-            if a is not None
-        ]
-        images = await read_images(self.files, given, self.max_reference_bytes)
-        chosen = await mode_for(
-            mode.value if mode else None, interaction.guild_id, self.server_modes
+        sources = sources_of(
+            [(f"image{i}", a) for i, a in enumerate((image1, image2, image3, image4, image5), 1)]
         )
+        chosen = mode.value if mode else None
         shape = dimensions.value if dimensions else "SQUARE"
-        job = await self.service.blend(
-            _route(interaction), chosen, images, shape, ticket=ticket_for(interaction)
+        ticket = ticket_for(interaction)
+        try:
+            # Recorded now, before any download, gate or API work: a restart carries it on.
+            job = await self.service.open_blend(
+                route_of(interaction),
+                Mode(chosen or Mode.MID_JOURNEY),
+                sources,
+                shape,
+                ack_for(interaction),
+                ticket,
+            )
+        except Exception as exc:  # fewer than 2 or more than 5 images: nothing was recorded
+            await tell_error(interaction, exc)
+            return
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
+        job = await record_mode(self.service, job, chosen, self.server_modes)
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
         )
-        await show_new_job(interaction, job, self.service)
-
-
-def _route(interaction: discord.Interaction[Any]) -> Route:
-    return Route(
-        guild_id=interaction.guild_id or 0,
-        channel_id=interaction.channel_id or 0,
-        requester_id=interaction.user.id,
-    )

@@ -15,8 +15,7 @@ import discord
 from discord.ext import commands
 
 from bot.core.errors import Refused
-from bot.core.followups import describe_prompts, zoom_prompt
-from bot.core.jobs import Route
+from bot.core.followups import zoom_prompt
 from bot.core.services import ActionService, ImagineService
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
@@ -134,9 +133,7 @@ class FollowUpCog(commands.Cog):
         await self._press(interaction, job_id, index, prompt)
 
     async def _confirm(self, interaction: discord.Interaction[Any], job_id: int, text: str) -> None:
-        job = await self.actions.ledger.repo.get(job_id)
-        prompt = text or (job.final_prompt or job.prompt if job else "")
-        await self.actions.confirm(job_id, prompt, ticket_for(interaction, prompt))
+        await self.actions.confirm(job_id, text, ticket_for(interaction, text))
         if interaction.message is not None:
             try:  # the continue button has done its work
                 await interaction.message.edit(view=None)
@@ -146,31 +143,5 @@ class FollowUpCog(commands.Cog):
     async def _imagine_described(
         self, interaction: discord.Interaction[Any], job_id: int, index: int
     ) -> None:
-        parent = await self.actions.ledger.repo.get(job_id)
-        if parent is None or parent.action != "DESCRIBE":
-            raise Refused(
-                f"no describe {job_id}", member_message="This button is no longer available."
-            )
-        prompts = describe_prompts(parent.final_prompt)
-        ticket = ticket_for(interaction)
-        if not 0 <= index < len(prompts):
-            raise Refused(
-                f"describe {parent.id} has no prompt {index}",
-                member_message="This button is no longer available.",
-            )
-        mine = ticket.user_id == parent.route.requester_id
-        if not mine and not await self.imagine.gate.is_moderator(ticket):
-            raise Refused(
-                f"user {ticket.user_id} pressed describe {parent.id}",
-                member_message="Only the member who asked for these prompts can use them.",
-            )
-        await self.imagine.admit(ticket_for(interaction, prompts[index]))
-        route = Route(
-            guild_id=parent.route.guild_id,
-            channel_id=parent.route.channel_id,
-            requester_id=ticket.user_id,
-            reply_message_id=parent.route.reply_message_id,
-            thread_id=parent.route.thread_id,
-        )
-        job = await self.imagine.submit(route, parent.mode, prompts[index])
+        job = await self.imagine.imagine_described(job_id, index, ticket_for(interaction))
         await show_follow_up(interaction.client, job, self.imagine)

@@ -10,13 +10,20 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.core.jobs import Mode, Route
-from bot.core.modes import mode_for
-from bot.core.ports import ImageFiles
+from bot.core.jobs import Mode
 from bot.core.services import ImagineService
-from bot.discord_ui.jobflow import read_images, show_new_job, ticket_for
+from bot.discord_ui.jobflow import (
+    ack_for,
+    record_mode,
+    route_of,
+    run_command,
+    show_new_job,
+    sources_of,
+    ticket_for,
+)
 from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.presenter import DiscordPresenter
+from bot.discord_ui.worklane import after_defer
 
 log = logging.getLogger(__name__)
 
@@ -27,17 +34,13 @@ class ImagineCog(commands.Cog):
     def __init__(
         self,
         service: ImagineService,
-        files: ImageFiles,
         presenter: DiscordPresenter,
         *,
-        max_reference_bytes: int,
         default_mode: Mode = Mode.MID_JOURNEY,
         server_modes: Callable[[int], Awaitable[Mode]] | None = None,
     ) -> None:
         self.service = service
-        self.files = files
         self.presenter = presenter
-        self.max_reference_bytes = max_reference_bytes
         self.default_mode = default_mode
         self.server_modes = server_modes  # the server's default mode (moderators set it)
 
@@ -61,18 +64,24 @@ class ImagineCog(commands.Cog):
     ) -> None:
         """Generate an image with Midjourney or Niji; follow it in its own thread."""
         await interaction.response.defer(thinking=True)
-        chosen = await mode_for(
-            mode.value if mode else None, interaction.guild_id, self.server_modes
-        )
         ticket = ticket_for(interaction, prompt)
-        await self.service.admit(ticket)
-        attachments = [("image1", image1), ("image2", image2), ("image3", image3)]
-        given = [(o, a) for o, a in attachments if a is not None]
-        images = await read_images(self.files, given, self.max_reference_bytes)
-        route = Route(
-            guild_id=interaction.guild_id or 0,
-            channel_id=interaction.channel_id or 0,
-            requester_id=interaction.user.id,
+        sources = sources_of([("image1", image1), ("image2", image2), ("image3", image3)])
+        chosen = mode.value if mode else None
+        # Recorded now, before any download, gate or API work: a restart carries it on.
+        job = await self.service.open_imagine(
+            route_of(interaction),
+            Mode(chosen or Mode.MID_JOURNEY),
+            prompt,
+            sources,
+            ack_for(interaction),
+            ticket,
         )
-        job = await self.service.submit(route, chosen, prompt, images, ticket=ticket)
-        await show_new_job(interaction, job, self.service)
+        await after_defer(interaction)  # acknowledgements first (bot.discord_ui.worklane)
+        job = await record_mode(self.service, job, chosen, self.server_modes)
+        await run_command(
+            interaction,
+            self.service,
+            job,
+            ticket,
+            lambda accepted: show_new_job(interaction, accepted, self.service),
+        )

@@ -1,11 +1,11 @@
 """The hash of the last synced slash-command payload, per scope.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-01
 
-Numbered 0004 because 0003 is being written in parallel (jobs); whichever lands second points
-its down_revision at the other when the branches merge. Frozen: does not import schema.py.
+Numbered 0004 because 0003 was written in parallel (jobs); it follows 0003 since the branches
+merged. Frozen: does not import schema.py.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,131 @@
+"""Carrying on after a restart: a new process finishes what a dead one started, from the last
+step the ledger recorded (see services.py for the steps, README "Nothing lost, nothing twice").
+
+For each job an earlier process left midway:
+- **the submit**, while the job is SUBMITTING. With no `sent_at`, the submit never went out:
+  send it (attachments downloaded again, quota reserved again — the gate returns the existing
+  charge for a job it reserved before). With `sent_at`, it may have reached the API without its
+  answer being recorded: ask the API for the task whose `state` is `mjcord:<job id>`
+  (`ImageApi.find_by_state`). Found: record its task id, and the tracker follows it. Not there:
+  it never arrived, so send it. The server cannot say (aggregators): fail the job with a sentence
+  saying so — never a second submit that could make and charge a second task. The API is down:
+  try again every `retry` seconds until the job's time limit.
+- **the Discord objects**: the reply, the thread, the status message, each made when missing
+  (`JobPlaces.restore`); a refusal the member was not yet told about is told.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from bot.core.errors import ApiError, MjcordError, Unsupported
+from bot.core.jobs import Job, JobStatus, Submission
+from bot.core.ports import Clock, JobPlaces
+from bot.core.submitter import Submitter, job_state, ticket_of
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_ARRIVAL = (
+    "The bot restarted while sending this job, and this image service offers no way to check "
+    "whether it arrived, so it is not followed; please ask again."
+)
+NEVER_CONFIRMED = "The image service did not confirm this job after the bot restarted."
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Recovery:
+    """Finishes, after a start, every job that an earlier process left midway."""
+
+    def __init__(
+        self,
+        submitter: Submitter,
+        places: JobPlaces,
+        clock: Clock,
+        *,
+        timeout: timedelta,
+        retry: float = 5.0,
+        sleep: Sleep = asyncio.sleep,
+    ) -> None:
+        self.submitter = submitter
+        self.places = places
+        self.clock = clock
+        self.timeout = timeout
+        self.retry = retry
+        self._sleep = sleep
+
+    async def run(self, born: datetime) -> None:
+        """Carry on every job recorded before `born` (this process's start) that has a step
+        left; jobs whose submit cannot be decided now are tried again until decided."""
+        repo = self.submitter.ledger.repo
+        left = [j for j in await repo.interrupted() if j.created_at < born]
+        if left:
+            log.info("recovery: %d jobs left midway by an earlier process", len(left))
+        while left:
+            results = await asyncio.gather(*(self._carry_on(j) for j in left))
+            left = [j for j, done in zip(left, results, strict=True) if not done]
+            if left:
+                await self._sleep(self.retry)
+                left = [j for j in [await repo.get(j.id) for j in left] if j is not None]
+
+    async def _carry_on(self, job: Job) -> bool:
+        """One job: its submit, then its Discord objects. False when the submit is undecided."""
+        decided = True
+        try:
+            if job.status is JobStatus.SUBMITTING:
+                decided = await self.resubmit(job)
+        except Exception:
+            log.exception("job %s: recovering the submit failed; trying again", job.id)
+            decided = False
+        fresh = await self.submitter.ledger.repo.get(job.id)
+        if fresh is not None:
+            try:
+                await self.places.restore(fresh)
+            except Exception:
+                log.exception("job %s: restoring its Discord messages failed", job.id)
+        return decided
+
+    async def resubmit(self, job: Job) -> bool:
+        """Settle a SUBMITTING job's submit (see the module docstring). False: not decided yet
+        (the API did not answer); True otherwise."""
+        s = self.submitter
+        if job.sent_at is not None:
+            try:
+                snap = await s.api.find_by_state(job_state(job.id))
+            except Unsupported:
+                log.warning("job %s: submit may have arrived; the server cannot say", job.id)
+                await self._fail(job, UNKNOWN_ARRIVAL)
+                return True
+            except ApiError as exc:
+                if self.clock.now() - job.created_at > self.timeout:
+                    await self._fail(job, NEVER_CONFIRMED)
+                    return True
+                log.info("job %s: cannot look for its task yet: %s", job.id, exc.detail)
+                return False
+            if snap is not None:
+                log.info("job %s: its submit had arrived as task %s", job.id, snap.task_id)
+                await s.accept(job.id, Submission(task_id=snap.task_id))
+                await s.ledger.update(job.id, lambda j: j.absorb(snap, self.clock.now()))
+                return True
+            log.info("job %s: its submit never reached the API; sending it", job.id)
+        try:
+            images = await s.load_images(job)
+            await s.gate.admit(ticket_of(job))
+        except MjcordError as exc:
+            await s.abandon(job, exc)
+            return True
+        # A refusal is recorded as failed by send(); restore() then tells the member.
+        with contextlib.suppress(ApiError):
+            await s.send(job, images)
+        return True
+
+    async def _fail(self, job: Job, reason: str) -> None:
+        """Fail a job whose submit was sent: its outcome is posted (and settled) by the tracker."""
+        await self.submitter.ledger.update(
+            job.id,
+            lambda j: j.fail(reason, self.clock.now()) if j.status is JobStatus.SUBMITTING else j,
+        )
