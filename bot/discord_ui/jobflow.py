@@ -14,6 +14,7 @@ from bot.core.jobs import Ack, Job, JobStatus, Route, Source
 from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
+from bot.discord_ui.i18n.where import DEFAULT_LOCALE, server_locale
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
 from bot.discord_ui.tree import REPLIED, tell_error
 from bot.discord_ui.views import continue_view
@@ -93,7 +94,9 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     The job is already safe in the ledger: a Discord failure here is logged and a restarted
     process (bot.core.recovery) or the tracker carries on from the last recorded object.
     """
-    content = reply_content(job.prompt, job.mode.label, job.route.requester_id)
+    # Everyone in the channel sees the reply and the thread: the server's language.
+    locale = server_locale(interaction.client, job.route.guild_id)
+    content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
     try:
         reply = await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
     except Exception as exc:  # Discord errors, or the connection closing during a shutdown
@@ -112,7 +115,7 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     where = interaction.client.get_partial_messageable(
         thread_id or reply.channel.id, guild_id=job.route.guild_id
     )
-    await post_status(where, job, service)
+    await post_status(where, job, service, locale)
 
 
 async def open_thread(
@@ -136,18 +139,20 @@ async def open_thread(
 async def show_follow_up(client: discord.Client, job: Job, service: Submitter) -> None:
     """A job started from a button: its status message goes where its parent's messages are."""
     channel = client.get_partial_messageable(job.route.post_channel_id, guild_id=job.route.guild_id)
-    await post_status(channel, job, service)
+    await post_status(channel, job, service, server_locale(client, job.route.guild_id))
 
 
-async def post_status(where: discord.abc.Messageable, job: Job, service: Submitter) -> None:
-    """Post the job's status message and record it."""
+async def post_status(
+    where: discord.abc.Messageable, job: Job, service: Submitter, locale: str = DEFAULT_LOCALE
+) -> None:
+    """Post the job's status message (in the server's `locale`) and record it."""
     try:
         if job.status is JobStatus.MODAL:  # the API waits for the member's prompt
             status = await where.send(
-                status_content(job), allowed_mentions=NO_PINGS, view=continue_view(job)
+                status_content(job, locale), allowed_mentions=NO_PINGS, view=continue_view(job)
             )
         else:
-            status = await where.send(status_content(job), allowed_mentions=NO_PINGS)
+            status = await where.send(status_content(job, locale), allowed_mentions=NO_PINGS)
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)
         return
@@ -155,8 +160,8 @@ async def post_status(where: discord.abc.Messageable, job: Job, service: Submitt
     # The job may have moved on while the status message was on its way (a slow or retried
     # send): bring the message up to date once.
     if current is not None:
-        text = status_content(current)
-        if text != status_content(job):
+        text = status_content(current, locale)
+        if text != status_content(job, locale):
             try:
                 await status.edit(content=text, allowed_mentions=NO_PINGS)
             except discord.HTTPException as exc:

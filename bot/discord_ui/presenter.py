@@ -22,6 +22,7 @@ from bot.core.errors import ApiError
 from bot.core.jobs import Job, JobStatus
 from bot.core.ports import ImageFiles
 from bot.discord_ui.budget import EditBudget
+from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
 from bot.discord_ui.views import continue_view, result_view
 
@@ -126,7 +127,7 @@ class DiscordPresenter:
         """What the job's status message would show, as a hash (text, preview, button)."""
         preview = job.image_url if job.status is JobStatus.IN_PROGRESS else None
         modal = job.status is JobStatus.MODAL
-        return hash((status_content(job), self._outage_note, preview, modal))
+        return hash((status_content(job, self._locale(job)), self._outage_note, preview, modal))
 
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
@@ -201,7 +202,7 @@ class DiscordPresenter:
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
             view = continue_view(job) if job.status is JobStatus.MODAL else None
-            content = status_content(job) + self._outage_note
+            content = status_content(job, self._locale(job)) + self._outage_note
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
@@ -291,7 +292,7 @@ class DiscordPresenter:
         note = ""
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
-            content = finish_content(job, link=link, why=why, note=note)
+            content = finish_content(job, link=link, why=why, note=note, locale=self._locale(job))
             await self._finish_slot(place)
             try:
                 if file is not None:
@@ -362,6 +363,10 @@ class DiscordPresenter:
             await asyncio.sleep(delay)
         # Booked as it is sent (nothing awaits in between), so the window counts real sends.
         self.budget.take(channel_id, time.monotonic())
+
+    def _locale(self, job: Job) -> str:
+        """Status messages and finish posts are public: the server's language."""
+        return server_locale(self._bot, job.route.guild_id)
 
     def _upload_limit(self, guild_id: int) -> int:
         """The bot's own per-file limit in this server: its boost tier's (`filesize_limit`).

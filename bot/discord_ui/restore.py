@@ -19,6 +19,7 @@ import discord
 from bot.core.jobs import Job, PostState
 from bot.core.ports import Clock
 from bot.core.services import Submitter
+from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.jobflow import open_thread, post_status
 from bot.discord_ui.render import NO_PINGS, reply_content
 
@@ -62,12 +63,14 @@ class DiscordPlaces:
             where = self._bot.get_partial_messageable(
                 fresh.route.post_channel_id, guild_id=fresh.route.guild_id
             )
-            await post_status(where, fresh, self._service)
+            locale = server_locale(self._bot, fresh.route.guild_id)
+            await post_status(where, fresh, self._service, locale)
         await self._service.forget_token(job.id)
 
     async def _reply(self, job: Job) -> int:
         """Make (or find) the job's public reply and record it; 0 when Discord refused."""
-        content = reply_content(job.prompt, job.mode.label, job.route.requester_id)
+        locale = server_locale(self._bot, job.route.guild_id)
+        content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
         hook = self._hook(job)
         if hook is not None:
             try:

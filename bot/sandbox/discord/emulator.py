@@ -107,6 +107,10 @@ class DiscordEmulator:
         self.guild_members: dict[int, dict[int, dict[str, Any]]] = {}
         self.guild_ids: list[int] = []
         self.guild_names: dict[int, str] = {}
+        # Languages: a server's "preferred locale" (GUILD_CREATE, each interaction's
+        # guild_locale) and each member's client language (each interaction's locale).
+        self.guild_locales: dict[int, str] = {}
+        self.user_locales: dict[int, str] = {}
         self.general_channels: dict[int, int] = {}
         self.roles: dict[int, dict[str, Any]] = {}
         self.role_guild: dict[int, int] = {}
@@ -389,7 +393,7 @@ class DiscordEmulator:
             "premium_tier": self.limits.boost_tier,
             "premium_subscription_count": 0,
             "premium_progress_bar_enabled": False,
-            "preferred_locale": "en-US",
+            "preferred_locale": self.guild_locales.get(gid, "en-US"),
             "system_channel_id": str(self.general_channels[gid]),
             "system_channel_flags": 0,
             "rules_channel_id": None,

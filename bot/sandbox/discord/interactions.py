@@ -104,6 +104,7 @@ def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int
     if member is None:
         raise LookupError(f"user {user_id} is not a member of the emulated guild (use add_user)")
     member["permissions"] = str(emu.permissions_for(user_id, channel_id))
+    guild_locale = emu.guild_locales.get(guild_id, "en-US")
     return {
         "id": str(emu.snowflakes.next()),
         "application_id": str(emu.application_id),
@@ -111,13 +112,13 @@ def _base_payload(emu: DiscordEmulator, kind: int, user_id: int, channel_id: int
         "token": "itok_" + secrets.token_urlsafe(48),
         "version": 1,
         "guild_id": str(guild_id),
-        "guild": {"id": str(guild_id), "locale": "en-US", "features": []},
+        "guild": {"id": str(guild_id), "locale": guild_locale, "features": []},
         "channel_id": str(channel_id),
         "channel": copy.deepcopy(channel),
         "member": member,
         "app_permissions": str(emu.permissions_for(emu.bot_user_id, channel_id)),
-        "locale": "en-US",
-        "guild_locale": "en-US",
+        "locale": emu.user_locales.get(user_id, "en-US"),
+        "guild_locale": guild_locale,
         "context": 0,
         "authorizing_integration_owners": {"0": str(guild_id)},
         "entitlements": [],
