@@ -64,9 +64,9 @@ class WebServer:
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
         await site.start()
-        server = site._server
-        sockets = getattr(server, "sockets", None) or []
-        self.port = sockets[0].getsockname()[1] if sockets else port
+        # The port actually bound (port 0 picks a free one), from the runner's public addresses.
+        addresses = self._runner.addresses
+        self.port = int(addresses[0][1]) if addresses else port
         log.info(
             "web server listening on %s:%s (callbacks %s)",
             host,

@@ -22,6 +22,7 @@ class Ledger:
     def __init__(self, repo: JobRepository) -> None:
         self.repo = repo
         self._locks: dict[int, asyncio.Lock] = {}
+        self._users: dict[int, int] = {}
 
     async def update(self, job_id: int, change: Callable[[Job], Job]) -> Job | None:
         """Apply `change` to the freshest copy of the job and save it if anything changed.
@@ -32,6 +33,9 @@ class Ledger:
         wrote in between (so a stale writer can never undo a finish).
         """
         lock = self._locks.setdefault(job_id, asyncio.Lock())
+        # Count the coroutines holding or waiting for the lock, so the last one drops it (the
+        # lock itself has no public way to say who waits).
+        self._users[job_id] = self._users.get(job_id, 0) + 1
         try:
             async with lock:
                 for _ in range(_CAS_ATTEMPTS):
@@ -45,5 +49,7 @@ class Ledger:
                         return new
                 raise RuntimeError(f"job {job_id}: too many concurrent writers")
         finally:
-            if not lock.locked() and not lock._waiters:  # type: ignore[attr-defined]
+            self._users[job_id] -= 1
+            if not self._users[job_id]:
+                del self._users[job_id]
                 self._locks.pop(job_id, None)
