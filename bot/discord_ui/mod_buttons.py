@@ -45,7 +45,8 @@ class ModerationHandler(Protocol):
 
 async def _handler(interaction: discord.Interaction[Any]) -> ModerationHandler | None:
     client = interaction.client
-    cog = client.get_cog(MODERATION_COG) if isinstance(client, commands.Bot) else None
+    bots = commands.Bot | commands.AutoShardedBot
+    cog = client.get_cog(MODERATION_COG) if isinstance(client, bots) else None
     if isinstance(cog, ModerationHandler):
         return cog
     await interaction.response.send_message(

@@ -137,7 +137,7 @@ def attach(client: discord.Client, size: int = LANE_SIZE) -> WorkLane:
     lane = _lanes.get(client)
     if lane is None:
         lane = _lanes[client] = WorkLane(size)
-        if isinstance(client, commands.Bot):
+        if isinstance(client, commands.Bot | commands.AutoShardedBot):
             client.add_listener(lane.arrived, "on_interaction")
     return lane
 
