@@ -79,8 +79,10 @@ class Application:
         point_discord_at(s.discord_api_base, str(s.discord_gateway_url))
         self.session = aiohttp.ClientSession()
         self.storage = await open_storage(s.database_url)
-        # SQLite serves one process; a second one is refused here, with what to set instead.
-        self.storage.claim_single_process()
+        # SQLite serves one bot process; a second is refused here, with what to set instead.
+        # `python -m bot sync` only syncs commands (no tracking, no gateway): it may run beside.
+        if not self._sync_only:
+            self.storage.claim_single_process()
         self.api = MjClient(
             s.mj_base,
             s.mj_api_key.get_secret_value(),
