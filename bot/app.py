@@ -241,7 +241,7 @@ class Application:
 
 async def run(settings: Settings) -> None:
     """`python -m bot`: run until interrupted."""
-    app = Application(settings)
+    app = Application(settings, guild_ready_timeout=settings.guild_ready_timeout)
     try:
         await app.start()
         await app.wait()

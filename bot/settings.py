@@ -37,6 +37,7 @@ EXPECTED = {
     "LOG_LEVEL": "DEBUG, INFO, WARNING or ERROR",
     "MJ_POLL_INTERVAL": "seconds between polls, a number above 0 (fractions allowed)",
     "MJ_TASK_TIMEOUT": "minutes after which an unfinished job fails, a number above 0",
+    "GUILD_READY_TIMEOUT": "seconds to wait for servers after connecting, 0 or more (e.g. 2)",
     "MJ_CHUNK_SIZE": "task ids per list-by-condition request, 1-1000",
     "MAX_REFERENCE_MB": "the largest reference image in MB, a number above 0",
     "MAX_REFERENCE_MEGAPIXELS": "the most pixels a reference image may have, in millions, "
@@ -76,6 +77,10 @@ class Settings(BaseSettings):
     mj_poll_interval: Annotated[float, Field(gt=0)] = 3.0
     mj_task_timeout: Annotated[float, Field(gt=0)] = 15.0
     mj_chunk_size: Annotated[int, Field(ge=1, le=1000)] = 100
+    # discord.py's own default: after the gateway's READY, it counts the bot ready only once no
+    # server has arrived for this long, and the tracker starts then (the test harnesses that
+    # restart the bot many times lower it; one test server arrives at once).
+    guild_ready_timeout: Annotated[float, Field(ge=0, le=60)] = 2.0
     max_reference_mb: Annotated[float, Field(gt=0)] = 10.0
     max_reference_megapixels: Annotated[float, Field(gt=0)] = 50.0
     public_base_url: AnyHttpUrl | None = None
