@@ -28,6 +28,8 @@ def bot_env(emu: DiscordEmulator, sim: MjProxySimulator, db: str, **extra: str) 
         "DATABASE_URL": db,
         "PORT": str(free_port()),
         "MJ_POLL_INTERVAL": "0.1",
+        # The emulator's one server arrives right after READY: no need for discord.py's 2 s.
+        "GUILD_READY_TIMEOUT": "0.1",
         "LOG_LEVEL": "DEBUG",
         **extra,
     }
@@ -68,6 +70,13 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path}/mjcord.db"
 
 
+#: Seconds between two status edits of one job in these tests. A job of the default simulator
+#: (about 0.5 s) then gets one progress edit: with more, its thread's five calls per five
+#: seconds (Discord's per-channel budget, see bot/discord_ui/budget.py) are used up and the
+#: final "Done" edit waits about 4.5 s for room, in every test and at every shutdown.
+EDIT_INTERVAL = 1.0
+
+
 class Running:
     """Starts and stops Applications, so a test can restart the bot on the same database."""
 
@@ -75,12 +84,12 @@ class Running:
         self.emu, self.sim, self.db = emu, sim, db
         self.apps: list[Application] = []
 
-    async def start(self, **extra: str) -> Application:
+    async def start(self, *, min_edit_interval: float = EDIT_INTERVAL, **extra: str) -> Application:
         app = Application(
             make_settings(self.emu, self.sim, self.db, **extra),
             guild_ready_timeout=0.01,
             web_host="127.0.0.1",
-            min_edit_interval=0.2,
+            min_edit_interval=min_edit_interval,
         )
         await app.start()
         self.apps.append(app)

@@ -31,7 +31,7 @@ from bot.sandbox.discord.interactions import Interaction
 from bot.sandbox.mjproxy import MjProxySimulator
 from tests.conftest import free_port
 from tests.e2e import crafting as c
-from tests.e2e.conftest import make_settings
+from tests.e2e.conftest import EDIT_INTERVAL, make_settings
 
 pytestmark = [
     pytest.mark.asyncio(loop_scope="module"),
@@ -160,7 +160,7 @@ async def bench(
         PORT=str(port),
     )
     app = Application(
-        settings, guild_ready_timeout=0.01, web_host="127.0.0.1", min_edit_interval=0.2
+        settings, guild_ready_timeout=0.01, web_host="127.0.0.1", min_edit_interval=EDIT_INTERVAL
     )
     await app.start()
     alice = emu.add_user("alice")

@@ -16,7 +16,7 @@ import pytest
 from bot.app import Application
 from bot.sandbox.discord import DiscordEmulator
 from bot.sandbox.mjproxy import MjProxySimulator
-from tests.e2e.conftest import make_settings
+from tests.e2e.conftest import EDIT_INTERVAL, make_settings
 from tests.e2e.test_followups import next_finish, press
 from tests.e2e.test_imagine import finish_posts, wait_finish
 
@@ -73,7 +73,7 @@ async def start_app(
             make_settings(emu, sim, db_url),
             guild_ready_timeout=0.01,
             web_host="127.0.0.1",
-            min_edit_interval=0.2,
+            min_edit_interval=EDIT_INTERVAL,
             heartbeat_timeout=heartbeat_timeout,
         )
         await application.start()
