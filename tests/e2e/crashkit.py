@@ -16,11 +16,18 @@ too, so their downloads are points as well).
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import dataclasses
+import json
 import os
 import re
+import select
 import signal
+import socket
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -146,25 +153,106 @@ class ApiGate:
 # --- the bot as a process ----------------------------------------------------------------------
 
 
+#: What `python -m bot` logs once it is connected and tracking (bot.app), at INFO.
+READY_LINE = b"mjcord is ready as "
+
+
+class _Forks:
+    """The client of tests/e2e/forkserver.py: one server per test session, started at the
+    first bot; each start is one fork of it (see that module for why)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._server: subprocess.Popen[bytes] | None = None
+
+    def start(self, env: dict[str, str], log_path: Path) -> tuple[int, int]:
+        """A new bot process: its pid, and a descriptor that reaches end of file when it ends."""
+        alive_r, alive_w = os.pipe()
+        request = json.dumps({"env": env, "cwd": str(ROOT), "log": str(log_path)}).encode()
+        try:
+            with self._lock:
+                if self._socket is None:
+                    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                    self._server = subprocess.Popen(
+                        [sys.executable, "-m", "tests.e2e.forkserver", str(theirs.fileno())],
+                        cwd=ROOT,
+                        pass_fds=[theirs.fileno()],
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                    )
+                    theirs.close()
+                    self._socket = ours
+                    atexit.register(self.close)
+                socket.send_fds(self._socket, [request], [alive_w])
+                answer = self._socket.recv(4096)
+        finally:
+            os.close(alive_w)
+        if not answer:
+            os.close(alive_r)
+            raise RuntimeError("the bot fork server has stopped")
+        return int(json.loads(answer)["pid"]), alive_r
+
+    def close(self) -> None:
+        if self._socket is not None:
+            self._socket.close()  # the server ends at end of file
+        if self._server is not None:
+            self._server.wait(10)
+
+
+FORKS = _Forks()
+
+
 class BotProcess:
-    """`python -m bot` against one world; SIGKILL-able."""
+    """`python -m bot` against one world (forked from FORKS, its imports done); SIGKILL-able."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.env = env
         self.log_path = log_path
-        self.proc: asyncio.subprocess.Process | None = None
+        self.pid: int | None = None
+        self._alive: int | None = None  # reaches end of file when the process has ended
+        self._log_from = 0  # where this process's lines begin in the shared log
+
+    @property
+    def exited(self) -> bool:
+        if self._alive is None:
+            return self.pid is not None
+        if not select.select([self._alive], [], [], 0)[0]:
+            return False
+        os.close(self._alive)
+        self._alive = None
+        return True
+
+    def ready(self) -> bool:
+        """Whether this process has logged that it is ready (its recovery starts then)."""
+        with self.log_path.open("rb") as log:
+            log.seek(self._log_from)
+            return READY_LINE in log.read()
+
+    async def wait_ready(self, timeout: float = 60) -> None:
+        """Until the process is ready; fails at once if it ends first."""
+        deadline = time.monotonic() + timeout
+        while not self.ready():
+            if self.exited:
+                raise AssertionError("the bot exited before it was ready (see its log)")
+            if time.monotonic() > deadline:
+                raise TimeoutError("the bot was not ready in time")
+            await asyncio.sleep(0.02)
 
     async def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bot", cwd=ROOT, env=self.env, stdout=log, stderr=log
-            )
+        self.log_path.touch()
+        self._log_from = self.log_path.stat().st_size
+        self.pid, self._alive = await asyncio.to_thread(FORKS.start, self.env, self.log_path)
 
     async def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-        if self.proc is not None:
-            await self.proc.wait()
+        """SIGKILL, and wait until the process is gone."""
+        if self.pid is None:
+            return
+        if not self.exited:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        while not self.exited:  # noqa: ASYNC110 (a descriptor, not an asyncio primitive)
+            await asyncio.sleep(0.01)
 
 
 # --- one world: emulator, simulator, gate, database --------------------------------------------
@@ -405,9 +493,10 @@ async def run(flow: str, tmp: Path, validator: Any, kill: Kill | None) -> Outcom
     command, _, profile = flow.partition("@")
     async with World(tmp, validator, profile=profile or "aggregator") as world:
         first = await world.spawn()
-        await wait(lambda: bool(world.emu.guild_commands), 60, "the bot synced its commands")
+        await first.wait_ready()  # commands synced (setup_hook) and tracking running
         target = await _setup(world, command)
-        await world.quiet(1.0)
+        # The setup jobs' last edits must be out before the flow's traffic is counted.
+        await world.quiet(1.0 if target is not None else 0.2)
         parents = {j.id for j in await world.jobs()}
         emu_start, api_start = len(world.emu.requests), len(world.gate.signatures)
         submits_before = len(world.sim.requests_to(SUBMIT_PATHS[command]))
@@ -433,6 +522,9 @@ async def run(flow: str, tmp: Path, validator: Any, kill: Kill | None) -> Outcom
             hold.release(apply=not kill.before)
             await world.spawn()
         interaction = await asyncio.wait_for(acting, 60)
+        # Recovery runs once the restarted bot is ready: only after that can "nothing moves"
+        # mean "settled" (a slow start must not pass for a quiet one).
+        await world.bots[-1].wait_ready()
         await _settle(world, parents)
         jobs = [j for j in await world.jobs() if j.id not in parents]
         original = interaction.original_message
@@ -457,7 +549,7 @@ async def _settle(world: World, parents: set[int], timeout: float = 60) -> None:
     and nothing moves for a while."""
     deadline = time.monotonic() + timeout
     while True:
-        await world.quiet(1.0)
+        await world.quiet(0.5)
         jobs = [j for j in await world.jobs() if j.id not in parents]
         if all(j.post_state.value == "POSTED" and j.ack is None for j in jobs):
             return

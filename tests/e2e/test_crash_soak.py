@@ -118,6 +118,7 @@ async def test_random_kills_lose_nothing_and_post_nothing_twice(
             await wait(lambda n=identified: len(emu.identify_payloads) > n, 60, "a new IDENTIFY")
             await wait(lambda: emu.gateway_connected, 60, "the new gateway session")
         assert len(kills) == KILLS
+        await bot.wait_ready()  # its recovery has begun: quiet from here on means settled
 
         async def settled() -> bool:
             jobs = await world.jobs()
