@@ -149,7 +149,16 @@ pattern_atoms = st.sampled_from(
 quantifiers = st.sampled_from(["", "", "*", "+", "?", "{2,5}", "{1,}"])
 
 
-@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+# Derandomized: the same patterns every run (a random draw made this the suite's slowest and
+# least predictable unit test). The bound is on this thread's CPU time, which a loaded machine
+# does not stretch; the matcher's own time limit is wall time and far below it.
+@settings(
+    max_examples=100,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+    deadline=None,
+    database=None,
+)
 @given(
     parts=st.lists(st.tuples(pattern_atoms, quantifiers), min_size=1, max_size=6),
     wrap=st.sampled_from(["{}", "({})", "({})+", "({})*", "(?:{}){{2,}}"]),
@@ -164,9 +173,9 @@ def test_every_accepted_pattern_matches_a_worst_case_prompt_quickly(
     except BadTerm:
         return
     m = TermMatcher([term])
-    start = time.perf_counter()
+    start = time.thread_time()
     hit = m.find(text)
-    assert time.perf_counter() - start < 0.5, f"{pattern!r} took too long"
+    assert time.thread_time() - start < 0.5, f"{pattern!r} took too long"
     # A pattern that ran out of time refuses the prompt: nothing passes unchecked.
     if hit is not None and hit.timed_out:
         assert check_terms(m, text) is not None
