@@ -5,6 +5,7 @@ simulator saw."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -62,6 +63,21 @@ async def imagine_ok(emu: DiscordEmulator, user: int, prompt: str, **extra: Any)
         if m["id"] not in before and m.get("interaction_metadata")
     )
     return await wait_finish(emu, int(reply["id"]))
+
+
+async def recorded(app: Application, final: dict[str, Any], timeout: float = 10) -> None:
+    """Until the finish post's job has it recorded in the ledger. The post is visible a moment
+    before (the record follows its answer): a button pressed, or a restart, in that moment
+    races the record, and a loaded machine makes the moment long."""
+    assert app.storage is not None
+    job_id = int(re.search(r"-# job (\d+) ·", final["content"])[1])  # type: ignore[index]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        job = await app.storage.jobs.get(job_id)
+        if job is not None and job.result_message_id == int(final["id"]):
+            return
+        assert asyncio.get_running_loop().time() < deadline, f"job {job_id}'s post unrecorded"
+        await asyncio.sleep(0.02)
 
 
 async def imagine_refused(emu: DiscordEmulator, user: int, prompt: str) -> str:
@@ -353,12 +369,13 @@ async def test_only_allowed_channels_take_images(
 async def test_the_log_channel_mirrors_submissions_and_its_buttons_work_after_a_restart(
     emu: DiscordEmulator, sim: MjProxySimulator, bots: Running
 ) -> None:
-    await bots.start()
+    first = await bots.start()
     moderator = emu.add_user("mod", permissions=MANAGE_GUILD)
     alice = emu.add_user("alice")
     log = emu.add_channel("mod-log")
     assert f"<#{log}>" in await mod(emu, moderator, "logchannel", channel=log)
     final = await imagine_ok(emu, alice, "@everyone a lighthouse", mode="NIJI_JOURNEY")
+    await recorded(first, final)  # the restart below is not meant to race the record
     await emu.wait_for(lambda: bool(log_posts(emu, log, "Submission")), timeout=10)
     (entry,) = log_posts(emu, log, "Submission")
     info = fields(entry)
@@ -416,6 +433,7 @@ async def test_report_on_a_result_goes_to_the_log_channel(
     log = emu.add_channel("mod-log")
     await mod(emu, moderator, "logchannel", channel=log)
     final = await imagine_ok(emu, alice, "a lighthouse")
+    await recorded(app, final)  # the report links the recorded result
     report = button(final, "mjreport:")
     assert len(final["components"]) == 2  # 🚩 Report shares the V1–V4 row
     inter = await emu.press_button(int(final["id"]), report, user_id=bob)
