@@ -204,17 +204,22 @@ FORKS = _Forks()
 
 
 class BotProcess:
-    """`python -m bot` against one world (forked from FORKS, its imports done); SIGKILL-able."""
+    """`python -m bot` against one world; SIGKILL-able. Forked from FORKS (its imports done),
+    or with `fork=False` run as `python -m bot` itself (each start then imports it again)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(self, env: dict[str, str], log_path: Path, *, fork: bool = True) -> None:
         self.env = env
         self.log_path = log_path
+        self.fork = fork
         self.pid: int | None = None
+        self.proc: asyncio.subprocess.Process | None = None  # without fork
         self._alive: int | None = None  # reaches end of file when the process has ended
         self._log_from = 0  # where this process's lines begin in the shared log
 
     @property
     def exited(self) -> bool:
+        if self.proc is not None:
+            return self.proc.returncode is not None
         if self._alive is None:
             return self.pid is not None
         if not select.select([self._alive], [], [], 0)[0]:
@@ -242,7 +247,14 @@ class BotProcess:
     async def start(self) -> None:
         self.log_path.touch()
         self._log_from = self.log_path.stat().st_size
-        self.pid, self._alive = await asyncio.to_thread(FORKS.start, self.env, self.log_path)
+        if self.fork:
+            self.pid, self._alive = await asyncio.to_thread(FORKS.start, self.env, self.log_path)
+            return
+        with self.log_path.open("ab") as log:
+            self.proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bot", cwd=ROOT, env=self.env, stdout=log, stderr=log
+            )
+        self.pid = self.proc.pid
 
     async def kill(self) -> None:
         """SIGKILL, and wait until the process is gone."""
@@ -251,6 +263,8 @@ class BotProcess:
         if not self.exited:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(self.pid, signal.SIGKILL)
+        if self.proc is not None:
+            await self.proc.wait()
         while not self.exited:  # noqa: ASYNC110 (a descriptor, not an asyncio primitive)
             await asyncio.sleep(0.01)
 
@@ -277,8 +291,15 @@ class World:
     """Everything one run needs, on loopback, with its own SQLite file."""
 
     def __init__(
-        self, tmp: Path, validator: Any, *, profile: str = "aggregator", db: str = ""
+        self,
+        tmp: Path,
+        validator: Any,
+        *,
+        profile: str = "aggregator",
+        db: str = "",
+        fork: bool = True,
     ) -> None:
+        self.fork = fork  # how its bots start (see BotProcess)
         self.tmp = tmp
         self.emu = DiscordEmulator(validator)
         self.sim = MjProxySimulator(profile=profile, api_key="sk-test", step_seconds=0.15)  # type: ignore[arg-type]
@@ -307,7 +328,7 @@ class World:
         env = {**os.environ, **bot_env(self.emu, self.sim, self.db)}
         env["MJ_API_BASE_URL"] = self.gate.url
         env["LOG_LEVEL"] = "INFO"
-        bot = BotProcess(env, self.tmp / "bot.log")
+        bot = BotProcess(env, self.tmp / "bot.log", fork=self.fork)
         self.bots.append(bot)
         await bot.start()
         return bot

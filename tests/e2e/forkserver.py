@@ -7,6 +7,8 @@ logging, storage, gateway), with its own environment, working directory and log,
 ends it as it ends `python -m bot`. What the fork skips is only the imports (the interpreter's
 start and the bot's modules); `random` is reseeded in every fork by Python itself.
 
+The sweep starts its bots this way; the soak does not (test_crash_soak.py says why).
+
 The server (`python -m tests.e2e.forkserver <fd>`) reads one request per packet from a Unix
 socket: the JSON {"env", "cwd", "log"} and one file descriptor, the write end of a pipe that the
 child keeps open for its whole life; the client sees the pipe's end of file once the child is

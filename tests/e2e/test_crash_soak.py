@@ -82,7 +82,11 @@ async def test_random_kills_lose_nothing_and_post_nothing_twice(
     print(f"soak seed {seed} on {database.split(':')[0]}")
     rng = random.Random(seed)
     kill_after = sorted(rng.sample(range(1, JOBS), KILLS))  # the commands a kill follows
-    async with World(tmp_path, None, db=database) as world:
+    # Each restart as `python -m bot` itself, as before: six restarts gain little from forks,
+    # and with forks (five times quicker restarts) two loaded runs failed, one with a command
+    # sent right after a re-IDENTIFY never reaching the bot, one with a job left without its
+    # thread. Open; see tests/e2e/forkserver.py.
+    async with World(tmp_path, None, db=database, fork=False) as world:
         emu = world.emu
         members = [world.alice] + [emu.add_user(name) for name in MEMBERS[1:]]
         bot = await world.spawn()
