@@ -40,7 +40,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 # Every benchmark, the bot as its own process; ends with one `goal <name>: … met|missed` line each.
 bench: $(STAMP)

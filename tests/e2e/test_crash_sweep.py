@@ -13,6 +13,9 @@ later is covered without editing this file. The points run concurrently, each in
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
+import pickle
 import tempfile
 import threading
 from pathlib import Path
@@ -27,6 +30,11 @@ from tests.e2e.crashkit import COMMANDS, Kill, Outcome
 
 #: Points run at once (each is mostly waiting for its subprocesses).
 CONCURRENCY = 6
+
+# Under pytest-xdist, `make test` distributes whole files (`--dist loadfile`): every point runs
+# on one worker, in the one `sweep` fixture that runs them concurrently, while the other worker
+# takes other files. (`loadgroup` would say so per test, but pytest-xdist 3.8 cannot rename
+# pytest 9's node ids, so its groups do not form.)
 
 #: The one step no restart can see: the defer took effect, and the process died before its
 #: ledger write (the token is known only to the process that received the interaction). The
@@ -55,19 +63,39 @@ def _in_thread(coro: Any) -> Any:
 _CLEAN: dict[str, Outcome] = {}
 
 
+def _run_clean() -> dict[str, Outcome]:
+    async def all_clean() -> list[Outcome]:
+        base = Path(tempfile.mkdtemp(prefix="mjcord-clean-"))
+        runs = []
+        for command in COMMANDS:
+            (base / command).mkdir()
+            runs.append(crashkit.run(command, base / command, None, None))
+        return list(await asyncio.gather(*runs))
+
+    return dict(zip(COMMANDS, _in_thread(all_clean()), strict=True))
+
+
+def _shared_clean() -> dict[str, Outcome]:
+    """Under pytest-xdist every worker collects this file, and all must collect the same
+    points: the first worker runs the clean runs, the others read its outcomes."""
+    run_id = os.environ.get("PYTEST_XDIST_TESTRUNUID")
+    if run_id is None:
+        return _run_clean()
+    path = Path(tempfile.gettempdir()) / f"mjcord-clean-{run_id}.pickle"
+    with path.with_suffix(".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if path.exists():
+            return dict(pickle.loads(path.read_bytes()))  # this run's own file
+        outcomes = _run_clean()
+        path.with_suffix(".part").write_bytes(pickle.dumps(outcomes))
+        path.with_suffix(".part").rename(path)
+        return outcomes
+
+
 def clean_runs() -> dict[str, Outcome]:
     """One clean run per command (at collection: the points come from its traffic)."""
     if not _CLEAN:
-
-        async def all_clean() -> list[Outcome]:
-            base = Path(tempfile.mkdtemp(prefix="mjcord-clean-"))
-            runs = []
-            for command in COMMANDS:
-                (base / command).mkdir()
-                runs.append(crashkit.run(command, base / command, None, None))
-            return list(await asyncio.gather(*runs))
-
-        _CLEAN.update(zip(COMMANDS, _in_thread(all_clean()), strict=True))
+        _CLEAN.update(_shared_clean())
     return _CLEAN
 
 
