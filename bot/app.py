@@ -119,7 +119,7 @@ class Application:
         )
         moderation = ModerationService(gate, self.storage.jobs)
         self.presenter = presenter = DiscordPresenter(
-            bot, files, min_edit_interval=self._min_edit_interval
+            bot, files, min_edit_interval=self._min_edit_interval, load=self.storage.jobs.many
         )
         # The one notifyHook URL every submit sends (None: callbacks off, polling only).
         notify_hook = s.callback_url

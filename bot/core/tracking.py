@@ -38,7 +38,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from bot.core.errors import TaskNotFound
@@ -46,7 +46,14 @@ from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
 from bot.core.pacing import MAX_BACKOFF, MIN_REQUESTS_PER_SECOND, OutageNotices, Pacer, Sleep
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
-from bot.core.watchlist import Absorber, LedgerTrackingStore, TrackingStore, WatchedView
+from bot.core.watchlist import (
+    Absorber,
+    ChangedLists,
+    LedgerTrackingStore,
+    TrackingStore,
+    Watched,
+    WatchedView,
+)
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +147,9 @@ class Tracker:
         self._outage_shown: datetime | None = None  # the outage members were told about
         self.tracked = 0  # unfinished jobs seen by the last cycle
         self._view = WatchedView(self.store)
+        # Per chunk (its task ids), the mark of the API's answer last absorbed in full: an
+        # answer with the same mark is the same snapshots, neither parsed nor looked at.
+        self._marks: dict[tuple[str, ...], Hashable] = {}
 
     # --- the public surface -----------------------------------------------------------------
 
@@ -203,19 +213,24 @@ class Tracker:
         clean = True
         absorbing: set[asyncio.Task[None]] = set()
         ahead = asyncio.Semaphore(ABSORB_AHEAD)
+        marks, self._marks = self._marks, {}  # chunks that moved or vanished drop their marks
         try:
             for start in range(0, len(order), self.chunk_size):
                 chunk = order[start : start + self.chunk_size]
-                ids = [w.task_id for w in chunk]
-                snaps = await self.pacer.request(functools.partial(self.api.list_by_ids, ids))
-                if snaps is None:
+                ids = tuple(w.task_id for w in chunk)
+                read = await self.pacer.request(functools.partial(self._list, ids, marks.get(ids)))
+                if read is None:
                     clean = False
                     break
                 if self._outage_shown is not None:
                     await self._tell_outage()  # over: take the note back before any finish
                 self._cursor = chunk[-1].id
+                mark, snaps = read
+                if snaps is None:  # the same answer as last time, all of it absorbed then
+                    self._marks[ids] = marks[ids]
+                    continue
                 await ahead.acquire()
-                task = asyncio.create_task(self._absorber.absorb(chunk, snaps))
+                task = asyncio.create_task(self._absorb(chunk, snaps, ids, mark))
                 absorbing.add(task)
                 task.add_done_callback(absorbing.discard)
                 task.add_done_callback(lambda _: ahead.release())
@@ -229,6 +244,27 @@ class Tracker:
             await self._time_out(job_id)
         await self._tell_outage()
         await self.flush_posts()
+
+    async def _list(
+        self, ids: tuple[str, ...], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        """One chunk from the API: `(mark, None)` when the API can tell it is unchanged since
+        the answer marked `last`, else `(mark, snapshots)`."""
+        if isinstance(self.api, ChangedLists):
+            return await self.api.list_if_changed(ids, last)
+        return None, await self.api.list_by_ids(ids)
+
+    async def _absorb(
+        self,
+        chunk: Sequence[Watched],
+        snaps: list[TaskSnapshot],
+        ids: tuple[str, ...],
+        mark: Hashable | None,
+    ) -> None:
+        """Absorb one chunk; its mark is kept only when every snapshot was applied, so an
+        answer that failed to apply is read again, whatever its bytes."""
+        if await self._absorber.absorb(chunk, snaps) and mark is not None:
+            self._marks[ids] = mark
 
     async def apply(self, job_id: int, snap: TaskSnapshot) -> Job | None:
         """Apply one API snapshot to its job with a compare-and-set; show progress or post the

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
@@ -68,6 +68,18 @@ class TrackingStore(Protocol):
         updated_at) of each job in one transaction, only where the stored job still has the
         same status and no higher progress (drivers cannot all count executemany's rows, so
         nothing is returned)."""
+        ...
+
+
+@runtime_checkable
+class ChangedLists(Protocol):
+    """An image API that can say a chunk's answer is the one it gave last time, unread."""
+
+    async def list_if_changed(
+        self, task_ids: Sequence[str], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        """`(mark, snapshots)` for one chunk, or `(mark, None)` when the answer is the one the
+        mark `last` came with (the same snapshots). None as a mark matches nothing."""
         ...
 
 
@@ -182,15 +194,16 @@ class Absorber:
             live = {w.task_id for w in watched}
             self._seen = {t: h for t, h in self._seen.items() if t in live}
 
-    async def absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> None:
-        """Apply the snapshots that move a job on; failures are logged (the next cycle retries:
-        a snapshot is remembered only once applied)."""
+    async def absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
+        """Apply the snapshots that move a job on; True when every one was applied. Failures
+        are logged (the next cycle retries: a snapshot is remembered only once applied)."""
         try:
-            await self._absorb(chunk, snaps)
+            return await self._absorb(chunk, snaps)
         except Exception:
             log.exception("tracker: applying a chunk of %d failed; retrying next cycle", len(chunk))
+            return False
 
-    async def _absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> None:
+    async def _absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
         by_task = {s.task_id: s for s in snaps}
         moved: dict[int, tuple[TaskSnapshot, int]] = {}
         for w in chunk:
@@ -198,7 +211,7 @@ class Absorber:
             if snap is not None and self._seen.get(w.task_id) != (key := hash(snap)):
                 moved[w.id] = (snap, key)
         if not moved:
-            return
+            return True
         now = self._clock.now()
         batch: list[Job] = []
         changes: list[tuple[int, TaskSnapshot]] = []
@@ -219,13 +232,15 @@ class Absorber:
                 await self._show(new)
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-        async def change(job_id: int, snap: TaskSnapshot) -> None:
+        async def change(job_id: int, snap: TaskSnapshot) -> bool:
             async with slots:
                 try:
                     await self._apply(job_id, snap)
                 except Exception:
                     log.exception("job %s: applying a status change failed; retrying", job_id)
-                    return
+                    return False
             self._seen[snap.task_id] = moved[job_id][1]
+            return True
 
-        await asyncio.gather(*(change(job_id, snap) for job_id, snap in changes))
+        done = await asyncio.gather(*(change(job_id, snap) for job_id, snap in changes))
+        return all(done)

@@ -12,14 +12,14 @@ import io
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
 from bot.core.errors import ApiError
-from bot.core.jobs import Job, JobStatus
+from bot.core.jobs import Job, JobStatus, PostState
 from bot.core.ports import ImageFiles
 from bot.discord_ui.budget import EditBudget
 from bot.discord_ui.i18n.where import server_locale
@@ -51,6 +51,8 @@ LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
 SLIM_ABOVE = 300
 #: Status edits in flight at once.
 EDIT_CONCURRENCY = 8
+#: Waiting edits whose jobs are read at once (from the head of the queue), with `load`.
+READ_AHEAD = 32
 
 
 class DiscordPresenter:
@@ -61,6 +63,11 @@ class DiscordPresenter:
     the budget has room above a reserve kept for finish posts. Status edits wait in a queue that
     holds one entry per job: a newer state replaces the waiting one (intermediate progress is
     dropped), and a job is edited at most once per `min_edit_interval` seconds.
+
+    With `load` (the ledger's read of several jobs by id), a waiting edit holds only the job's
+    id, and the jobs next in line are read (READ_AHEAD at once) when their turn comes: 10,000
+    jobs waiting cost no 10,000 copies in memory (issue 12), and an edit shows the newest state.
+    Without it the newest state given is held.
     """
 
     def __init__(
@@ -70,13 +77,16 @@ class DiscordPresenter:
         *,
         min_edit_interval: float = 3.0,
         budget: EditBudget | None = None,
+        load: Callable[[Sequence[int]], Awaitable[Sequence[Job]]] | None = None,
     ) -> None:
         self._bot = bot
+        self._load = load
         self._files = files
         self._interval = min_edit_interval
         self.budget = budget or EditBudget()
         self._last_edit: dict[int, float] = {}
-        self._pending: dict[int, Job] = {}  # job id → the newest state waiting to be shown
+        # job id → the newest state waiting to be shown; None: read it (`load`) when due.
+        self._pending: dict[int, Job | None] = {}
         self._queue: list[tuple[float, int, int]] = []  # (not before, seq, job id), a heap
         self._seq = itertools.count()
         self._pump: asyncio.Task[None] | None = None
@@ -96,15 +106,21 @@ class DiscordPresenter:
 
     async def show_progress(self, job: Job) -> None:
         """Queue an edit of the status message; it replaces one still waiting for this job."""
+        self._queue_edit(job, keep=self._load is None)
+
+    def _queue_edit(self, job: Job, *, keep: bool) -> None:
+        """Queue an edit showing `job`: the job itself with `keep`, else its id only."""
         if not job.route.status_message_id:
             return
         if job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
             return  # the message already shows exactly this (a change members cannot see)
+        state = _slim(job) if keep else None
         if job.id in self._pending:
-            self._pending[job.id] = _slim(job)
+            if state is not None or self._pending[job.id] is None:
+                self._pending[job.id] = state  # (a finish's own state is never read over)
             self.counts["coalesced"] += 1
             return
-        self._pending[job.id] = _slim(job)
+        self._pending[job.id] = state
         not_before = self._last_edit.get(job.id, float("-inf")) + self._interval
         heapq.heappush(self._queue, (not_before, next(self._seq), job.id))
         self._kick.set()
@@ -141,7 +157,11 @@ class DiscordPresenter:
                 heapq.heappop(self._queue)
                 continue
             if wait <= 0:
-                job = self._pending[job_id]
+                held = self._pending[job_id]
+                if held is None:
+                    await self._read_due()
+                    continue  # the budget may have moved while reading: look again
+                job = held
                 channel_wait = self.budget.channel_wait(job.route.post_channel_id, now)
                 if channel_wait > 0:  # this thread is busy: let other jobs go first
                     heapq.heapreplace(self._queue, (now + channel_wait, next(self._seq), job_id))
@@ -162,6 +182,27 @@ class DiscordPresenter:
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), min(wait, 1.0))
+
+    async def _read_due(self) -> None:
+        """Read the jobs whose edits come next (the head of the queue and those near it) as the
+        ledger has them now, in one read. A job with nothing to show is dropped: gone, without
+        a status message, or finished but not yet posted (the finish goes first, then queues its
+        own edit). A failed read drops them too; their next change queues them again."""
+        assert self._load is not None
+        ids = [i for _, _, i in self._queue[:READ_AHEAD] if self._pending.get(i, 0) is None]
+        try:
+            found = {job.id: job for job in await self._load(ids)}
+        except Exception:
+            log.exception("reading %d jobs for their status edits failed", len(ids))
+            found = {}
+        for job_id in ids:
+            if job_id not in self._pending or self._pending[job_id] is not None:
+                continue  # taken by a finish post meanwhile, or its own state given meanwhile
+            job = found.get(job_id)
+            if job is not None and _showable(job):
+                self._pending[job_id] = _slim(job)
+            else:
+                del self._pending[job_id]
 
     def _edit_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -242,7 +283,7 @@ class DiscordPresenter:
         finally:
             self._finishing -= 1
             self._kick.set()
-        await self.show_progress(job)
+        self._queue_edit(job, keep=True)  # the end, as posted (the ledger says POSTED later)
         return message_id
 
     async def _post_result(self, job: Job) -> int:
@@ -376,6 +417,13 @@ class DiscordPresenter:
         """
         guild = self._bot.get_guild(guild_id)
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
+
+
+def _showable(job: Job) -> bool:
+    """A job read for its status edit has one to show: a status message, and not a finish
+    still to be posted."""
+    unposted = job.finished and job.post_state is not PostState.POSTED
+    return bool(job.route.status_message_id) and not unposted
 
 
 def _slim(job: Job) -> Job:
