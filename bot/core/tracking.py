@@ -66,8 +66,9 @@ PLACEMENT_GRACE = timedelta(seconds=30)
 CALLBACK_POLL_FACTOR = 5
 #: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
 MAX_PENDING_HINTS = 10_000
-#: Outcomes posted at once (the observer paces Discord traffic itself).
-POST_CONCURRENCY = 32
+#: Outcomes posted at once (the observer paces Discord traffic itself). Enough that a finish is
+#: always ready when the budget has room, though each holds its slot while it is recorded.
+POST_CONCURRENCY = 64
 #: Updates applied at once (each is a few database round trips).
 APPLY_CONCURRENCY = 16
 #: Chunks being absorbed while the cycle requests the next ones.

@@ -112,8 +112,10 @@ class DiscordPresenter:
         """Queue an edit showing `job`: the job itself with `keep`, else its id only."""
         if not job.route.status_message_id:
             return
-        if job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
+        if keep and job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
             return  # the message already shows exactly this (a change members cannot see)
+        # (With `load`, that is checked when the edit is due, on the job as it is then: at most
+        # one rendering per edit sent, not one per change absorbed.)
         state = _slim(job) if keep else None
         if job.id in self._pending:
             if state is not None or self._pending[job.id] is None:

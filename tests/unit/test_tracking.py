@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -286,3 +286,89 @@ async def test_a_long_outage_is_shown_once_and_taken_back_when_it_ends() -> None
     w.api.down = False
     await w.tracker.poll_once()
     assert noting.notes[1:] == [(None, [1, 2, 3])]
+
+
+# --- unchanged answers (issue 12: an idle cycle parses nothing) -------------------------------
+
+
+class MarkingApi(ScriptedApi):
+    """Answers like `MjClient.list_if_changed`: a mark per answer, None for a repeated one."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(time)
+        self.lasts: list[object] = []
+        self.unchanged = 0
+
+    async def list_if_changed(
+        self, task_ids: Sequence[str], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        self.lasts.append(last)
+        snaps = await self.list_by_ids(task_ids)
+        mark = hash(tuple(snaps))
+        if mark == last:
+            self.unchanged += 1
+            return mark, None
+        return mark, snaps
+
+
+class FlakyJobs(CountingJobs):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_writes = 0
+
+    async def replace(self, expected: Job, job: Job) -> bool:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise OSError("disk full")
+        return await super().replace(expected, job)
+
+
+def marking_world(jobs: int) -> World:
+    w = World()
+    w.api = MarkingApi(w.time)
+    w.jobs = FlakyJobs()
+    w.tracker = Tracker(
+        w.api,
+        Ledger(w.jobs),
+        w.observer,
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=15),
+        interval=2.0,
+        sleep=w.time.sleep,
+        monotonic=w.time.monotonic,
+    )
+    for n in range(jobs):
+        w.add(f"17306217181{n:05d}")
+    return w
+
+
+async def test_an_unchanged_answer_is_not_absorbed_again() -> None:
+    w = marking_world(250)
+    for n in range(250):
+        w.say(f"17306217181{n:05d}", TaskStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()
+    writes, shown = w.jobs.writes, len(w.observer.progress)
+    assert writes > 0 and shown == 250
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 3  # every chunk, unparsed
+    assert (w.jobs.writes, len(w.observer.progress)) == (writes, shown)
+    w.say("1730621718100007", TaskStatus.IN_PROGRESS, 20)  # one task moves on
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 5  # the other two chunks
+    assert w.jobs.rows[8].progress == 20
+
+
+async def test_an_answer_that_failed_to_apply_is_applied_on_the_next_cycle() -> None:
+    """A chunk's mark is kept only once all of it was applied: a status change whose write
+    failed is read and applied again, though the API's answer has not changed."""
+    w = marking_world(3)
+    w.say("1730621718100001", TaskStatus.IN_PROGRESS, 10)
+    w.jobs.fail_writes = 1
+    await w.tracker.poll_once()
+    assert w.jobs.rows[2].status is JobStatus.SUBMITTED  # the write failed
+    await w.tracker.poll_once()
+    assert w.api.lasts[-1] is None  # no mark kept: the answer is read again
+    assert (w.jobs.rows[2].status, w.jobs.rows[2].progress) == (JobStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 1

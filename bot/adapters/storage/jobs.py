@@ -6,6 +6,7 @@ Rows never leave this module: every method takes and returns `bot.core.jobs.Job`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -68,6 +69,9 @@ def _dump_inputs(inputs: Inputs) -> str:
     )
 
 
+# Rows mostly repeat a few texts (every /imagine without attachments has the same one); Inputs
+# is immutable, so one parse serves them all (the tracker reads thousands of jobs a second).
+@functools.lru_cache(maxsize=1024)
 def _load_inputs(text: str) -> Inputs:
     raw = json.loads(text or "{}")
     modal = raw.get("modal_prompt")
