@@ -50,6 +50,7 @@ from bot.core.watchlist import (
     Absorber,
     ChangedLists,
     LedgerTrackingStore,
+    ShowsById,
     TrackingStore,
     Watched,
     WatchedView,
@@ -143,7 +144,14 @@ class Tracker:
         self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
         self._posting: set[int] = set()
         self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
-        self._absorber = Absorber(self.store, clock, apply=self.apply, show=self._show)
+        shows_by_id = isinstance(observer, ShowsById) and observer.reads_jobs
+        self._absorber = Absorber(
+            self.store,
+            clock,
+            apply=self.apply,
+            show=self._show,
+            show_id=self._show_id if shows_by_id else None,
+        )
         self._cursor = 0  # the last job id polled; the next cycle starts after it
         self._outage_shown: datetime | None = None  # the outage members were told about
         self.tracked = 0  # unfinished jobs seen by the last cycle
@@ -390,6 +398,13 @@ class Tracker:
             await self.observer.show_progress(job)
         except Exception:
             log.exception("job %s: progress update failed", job.id)
+
+    async def _show_id(self, job_id: int) -> None:
+        assert isinstance(self.observer, ShowsById)
+        try:
+            await self.observer.show_progress_of(job_id)
+        except Exception:
+            log.exception("job %s: progress update failed", job_id)
 
     async def _post(self, job: Job) -> None:
         if job.post_state is not PostState.INTENT or job.id in self._posting:

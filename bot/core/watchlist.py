@@ -54,6 +54,13 @@ class TrackingStore(Protocol):
         """Full jobs by id, in one read (missing ids are absent)."""
         ...
 
+    async def progress_view(self, job_ids: Sequence[int]) -> list[Job]:
+        """Jobs by id, in one read, holding only what `Job.absorb` and `progress_only` read
+        and `save_progress` writes (id, task id, status, progress, queue position, preview,
+        fail reason, final prompt, buttons, post state, whether finished); the other fields are
+        placeholders, so such a job is never shown or stored whole."""
+        ...
+
     async def watched_version(self) -> tuple[int, ...]:
         """A cheap fingerprint of what `watched` would return (computed by the database): when
         it is unchanged, so is the view, but for a coincidence a periodic full read corrects."""
@@ -80,6 +87,21 @@ class ChangedLists(Protocol):
     ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
         """`(mark, snapshots)` for one chunk, or `(mark, None)` when the answer is the one the
         mark `last` came with (the same snapshots). None as a mark matches nothing."""
+        ...
+
+
+@runtime_checkable
+class ShowsById(Protocol):
+    """An observer that can show a job's progress from its id alone, reading the job itself
+    when the edit is due (`reads_jobs`): progress changes then need no full job."""
+
+    @property
+    def reads_jobs(self) -> bool:
+        """True when `show_progress_of` may be used."""
+        ...
+
+    async def show_progress_of(self, job_id: int) -> None:
+        """Show the job's progress as the ledger will hold it when the edit goes."""
         ...
 
 
@@ -115,6 +137,10 @@ class LedgerTrackingStore:
         """Jobs by id, one read each."""
         found = [await self._ledger.repo.get(i) for i in job_ids]
         return [j for j in found if j is not None]
+
+    async def progress_view(self, job_ids: Sequence[int]) -> list[Job]:
+        """The full jobs (a superset of the view)."""
+        return await self.many(job_ids)
 
     async def watched_version(self) -> tuple[int, ...]:
         """No cheap fingerprint here: a new one every time (the view is always read)."""
@@ -171,7 +197,9 @@ class Absorber:
 
     Remembers, per task, the hash of the snapshot last absorbed: an equal snapshot costs a hash
     and a look-up, nothing else. `apply` (a compare-and-set, then show or post) takes status
-    changes and finishes; progress-only changes are saved in one batch, then `show`n.
+    changes and finishes; progress-only changes are saved in one batch, then `show`n. With
+    `show_id` (an observer that reads the jobs it shows) the jobs are read as the slim
+    `progress_view` and shown by id; otherwise read and shown whole.
     """
 
     def __init__(
@@ -181,11 +209,13 @@ class Absorber:
         *,
         apply: Callable[[int, TaskSnapshot], Awaitable[object]],
         show: Callable[[Job], Awaitable[None]],
+        show_id: Callable[[int], Awaitable[None]] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._apply = apply
         self._show = show
+        self._show_id = show_id
         self._seen: dict[str, int] = {}  # task id → hash of the snapshot last absorbed
 
     def forget_all_but(self, watched: Sequence[Watched]) -> None:
@@ -215,7 +245,8 @@ class Absorber:
         now = self._clock.now()
         batch: list[Job] = []
         changes: list[tuple[int, TaskSnapshot]] = []
-        for job in await self._store.many(list(moved)):
+        read = self._store.many if self._show_id is None else self._store.progress_view
+        for job in await read(list(moved)):
             snap, key = moved[job.id]
             new = job.absorb(snap, now)
             if new is job:
@@ -229,7 +260,10 @@ class Absorber:
             for new in batch:
                 snap, key = moved[new.id]
                 self._seen[snap.task_id] = key
-                await self._show(new)
+                if self._show_id is None:
+                    await self._show(new)
+                else:
+                    await self._show_id(new.id)
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
         async def change(job_id: int, snap: TaskSnapshot) -> bool:

@@ -108,6 +108,17 @@ class DiscordPresenter:
         """Queue an edit of the status message; it replaces one still waiting for this job."""
         self._queue_edit(job, keep=self._load is None)
 
+    @property
+    def reads_jobs(self) -> bool:
+        """True with `load`: `show_progress_of` may be used."""
+        return self._load is not None
+
+    async def show_progress_of(self, job_id: int) -> None:
+        """Queue an edit of the job's status message, showing the job as the ledger holds it
+        when the edit is due (only with `load`)."""
+        assert self._load is not None
+        self._queue_id(job_id, None)
+
     def _queue_edit(self, job: Job, *, keep: bool) -> None:
         """Queue an edit showing `job`: the job itself with `keep`, else its id only."""
         if not job.route.status_message_id:
@@ -116,15 +127,18 @@ class DiscordPresenter:
             return  # the message already shows exactly this (a change members cannot see)
         # (With `load`, that is checked when the edit is due, on the job as it is then: at most
         # one rendering per edit sent, not one per change absorbed.)
-        state = _slim(job) if keep else None
-        if job.id in self._pending:
-            if state is not None or self._pending[job.id] is None:
-                self._pending[job.id] = state  # (a finish's own state is never read over)
+        self._queue_id(job.id, _slim(job) if keep else None)
+
+    def _queue_id(self, job_id: int, state: Job | None) -> None:
+        """Queue an edit of this job showing `state` (None: read when due)."""
+        if job_id in self._pending:
+            if state is not None or self._pending[job_id] is None:
+                self._pending[job_id] = state  # (a finish's own state is never read over)
             self.counts["coalesced"] += 1
             return
-        self._pending[job.id] = state
-        not_before = self._last_edit.get(job.id, float("-inf")) + self._interval
-        heapq.heappush(self._queue, (not_before, next(self._seq), job.id))
+        self._pending[job_id] = state
+        not_before = self._last_edit.get(job_id, float("-inf")) + self._interval
+        heapq.heappush(self._queue, (not_before, next(self._seq), job_id))
         self._kick.set()
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump())

@@ -372,3 +372,41 @@ async def test_an_answer_that_failed_to_apply_is_applied_on_the_next_cycle() -> 
     assert (w.jobs.rows[2].status, w.jobs.rows[2].progress) == (JobStatus.IN_PROGRESS, 10)
     await w.tracker.poll_once()
     assert w.api.unchanged == 1
+
+
+class IdObserver(FakeObserver):
+    """An observer that reads the jobs it shows (as the presenter with `load` does)."""
+
+    reads_jobs = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: list[int] = []
+
+    async def show_progress_of(self, job_id: int) -> None:
+        self.by_id.append(job_id)
+
+
+async def test_an_observer_that_reads_jobs_is_told_progress_by_id() -> None:
+    w = World(jobs=3)
+    w.observer = IdObserver()
+    w.tracker = Tracker(
+        w.api,
+        Ledger(w.jobs),
+        w.observer,
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=15),
+        interval=2.0,
+        sleep=w.time.sleep,
+        monotonic=w.time.monotonic,
+    )
+    for n in range(3):
+        w.say(f"17306217181{n:05d}", TaskStatus.SUBMITTED)
+    await w.tracker.poll_once()  # SUBMITTED is no change for a SUBMITTED job
+    w.say("1730621718100000", TaskStatus.IN_PROGRESS, 30)  # a status change: shown whole
+    await w.tracker.poll_once()
+    assert [p[0] for p in w.observer.progress] == [1] and w.observer.by_id == []
+    w.say("1730621718100000", TaskStatus.IN_PROGRESS, 60)  # progress only: by id
+    await w.tracker.poll_once()
+    assert w.observer.by_id == [1] and w.jobs.rows[1].progress == 60
