@@ -151,6 +151,7 @@ class Tracker:
             apply=self.apply,
             show=self._show,
             show_id=self._show_id if shows_by_id else None,
+            monotonic=monotonic,
         )
         self._cursor = 0  # the last job id polled; the next cycle starts after it
         self._outage_shown: datetime | None = None  # the outage members were told about

@@ -16,11 +16,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from bot.core.jobs import Job, JobStatus, TaskSnapshot
+from bot.core.jobs import Job, JobStatus, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
 from bot.core.ports import Clock
 
@@ -30,6 +31,11 @@ log = logging.getLogger(__name__)
 FULL_READ_EVERY = 10
 #: Status changes applied at once (each is a compare-and-set, and a finish post may follow).
 APPLY_CONCURRENCY = 16
+#: Above this many unfinished jobs, a running job's progress is saved (and shown) at most once
+#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (25 status edits a second) shows each
+#: of 1,000 jobs' progress only once every 40 s anyway, and progress is what a crash may lose.
+PROGRESS_THROTTLE_ABOVE = 1_000
+PROGRESS_SAVE_EVERY = 30.0
 
 
 class Watched(NamedTuple):
@@ -210,8 +216,13 @@ class Absorber:
         apply: Callable[[int, TaskSnapshot], Awaitable[object]],
         show: Callable[[Job], Awaitable[None]],
         show_id: Callable[[int], Awaitable[None]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._monotonic = monotonic
+        #: True while progress saves are throttled (the tracker sets it from the job count).
+        self.throttle = False
+        self._saved: dict[int, float] = {}  # job id → when its progress was saved (throttled)
         self._clock = clock
         self._apply = apply
         self._show = show
@@ -219,10 +230,17 @@ class Absorber:
         self._seen: dict[str, int] = {}  # task id → hash of the snapshot last absorbed
 
     def forget_all_but(self, watched: Sequence[Watched]) -> None:
-        """Drop the hashes of tasks no longer watched (finished), when they pile up."""
+        """Drop the hashes of tasks no longer watched (finished), when they pile up; sets
+        `throttle` from the number watched."""
+        self.throttle = len(watched) > PROGRESS_THROTTLE_ABOVE
+        if not self.throttle:
+            self._saved = {}
         if len(self._seen) > 2 * len(watched) + 1000:
             live = {w.task_id for w in watched}
             self._seen = {t: h for t, h in self._seen.items() if t in live}
+        if len(self._saved) > 2 * len(watched) + 1000:
+            ids = {w.id for w in watched}
+            self._saved = {i: t for i, t in self._saved.items() if i in ids}
 
     async def absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
         """Apply the snapshots that move a job on; True when every one was applied. Failures
@@ -236,12 +254,24 @@ class Absorber:
     async def _absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
         by_task = {s.task_id: s for s in snaps}
         moved: dict[int, tuple[TaskSnapshot, int]] = {}
+        held_back = False
+        recent = self._monotonic() - PROGRESS_SAVE_EVERY
         for w in chunk:
             snap = by_task.get(w.task_id)
             if snap is not None and self._seen.get(w.task_id) != (key := hash(snap)):
+                if (
+                    self.throttle
+                    and snap.status is TaskStatus.IN_PROGRESS
+                    and w.status is JobStatus.IN_PROGRESS
+                    and self._saved.get(w.id, recent) > recent
+                ):
+                    # Progress saved moments ago: this one waits (unremembered, so a later
+                    # cycle takes it, or a newer one, once the job's save is due again).
+                    held_back = True
+                    continue
                 moved[w.id] = (snap, key)
         if not moved:
-            return True
+            return not held_back
         now = self._clock.now()
         batch: list[Job] = []
         changes: list[tuple[int, TaskSnapshot]] = []
@@ -257,6 +287,10 @@ class Absorber:
                 changes.append((job.id, snap))
         if batch:
             await self._store.save_progress(batch)
+            if self.throttle:
+                saved_at = self._monotonic()
+                for new in batch:
+                    self._saved[new.id] = saved_at
             for new in batch:
                 snap, key = moved[new.id]
                 self._seen[snap.task_id] = key
@@ -277,4 +311,4 @@ class Absorber:
             return True
 
         done = await asyncio.gather(*(change(job_id, snap) for job_id, snap in changes))
-        return all(done)
+        return all(done) and not held_back

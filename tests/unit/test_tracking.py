@@ -12,6 +12,7 @@ from bot.core.jobs import Job, JobStatus, Mode, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
 from bot.core.pacing import recovery_bound
 from bot.core.tracking import CALLBACK_POLL_FACTOR, MIN_REQUESTS_PER_SECOND, Tracker
+from bot.core.watchlist import PROGRESS_SAVE_EVERY, PROGRESS_THROTTLE_ABOVE
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
 ROUTE = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
@@ -410,3 +411,33 @@ async def test_an_observer_that_reads_jobs_is_told_progress_by_id() -> None:
     w.say("1730621718100000", TaskStatus.IN_PROGRESS, 60)  # progress only: by id
     await w.tracker.poll_once()
     assert w.observer.by_id == [1] and w.jobs.rows[1].progress == 60
+
+
+async def test_at_scale_progress_is_saved_at_most_every_so_often_and_finishes_never_wait() -> None:
+    """Above PROGRESS_THROTTLE_ABOVE jobs a running job's progress is saved at most once every
+    PROGRESS_SAVE_EVERY seconds (progress is what a crash may lose); its finish goes at once."""
+    w = World(jobs=PROGRESS_THROTTLE_ABOVE + 1)
+    first, second = "1730621718100000", "1730621718100001"
+    w.say(first, TaskStatus.IN_PROGRESS, 10)
+    w.say(second, TaskStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()  # a status change for both: applied at once
+    w.say(first, TaskStatus.IN_PROGRESS, 20)
+    await w.tracker.poll_once()  # progress only, never saved before: saved
+    assert w.jobs.rows[1].progress == 20
+    w.say(first, TaskStatus.IN_PROGRESS, 30)
+    w.say(second, TaskStatus.SUCCESS, 100)
+    await w.tracker.poll_once()
+    assert w.jobs.rows[1].progress == 20  # held back: saved moments ago
+    assert w.jobs.rows[2].status is JobStatus.SUCCEEDED  # a finish never waits
+    w.time.now += PROGRESS_SAVE_EVERY
+    await w.tracker.poll_once()
+    assert w.jobs.rows[1].progress == 30  # due again: the newest progress is saved
+
+
+async def test_below_the_threshold_every_progress_change_is_saved() -> None:
+    w = World(jobs=10)
+    task = "1730621718100000"
+    for progress in (10, 20, 30):
+        w.say(task, TaskStatus.IN_PROGRESS, progress)
+        await w.tracker.poll_once()
+        assert w.jobs.rows[1].progress == progress
