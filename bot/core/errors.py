@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.messages import Code, Codes, Message, msg
+from bot.core.messages import Code, Codes, Message, english, msg
 
 
 class MjcordError(Exception):
@@ -34,8 +34,7 @@ class MjcordError(Exception):
             self.message = message  # an explicit English sentence outranks the class's key
         elif message is not None:
             self.message = message
-            if not message.params:
-                self.member_message = message.text
+            self.member_message = english(message)
         super().__init__(detail or self.member_message)
         self.detail = detail
 

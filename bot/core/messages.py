@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +46,16 @@ class UserRef:
     user_id: int
 
 
-Param = str | int | float | Stamp | Code | Codes | UserRef
+@dataclass(frozen=True, slots=True)
+class ChannelRefs:
+    """Channels, shown as a list of channel links."""
+
+    channel_ids: tuple[int, ...]
+
+
+#: A parameter; a `Message` inside a message is rendered in the same locale (a duration, a
+#: quota's wording inside a sentence).
+Param: TypeAlias = "str | int | float | Stamp | Code | Codes | UserRef | ChannelRefs | Message"
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,3 +87,29 @@ def plural_msg(text: str, plural: str, count: int, **params: Param) -> Message:
     """A sentence that varies with `count`: `plural_msg("{count} image", "{count} images", n)`;
     each locale picks its own plural form. Both texts must be string literals."""
     return Message(text, (("count", count), *params.items()), plural)
+
+
+def english(message: Message) -> str:
+    """The sentence in English with its parameters as plain text, for logs and records (the
+    audit log, an error's `member_message`); what members read is rendered by the Discord layer.
+    """
+    text = message.text
+    if message.plural is not None and message.values.get("count") != 1:
+        text = message.plural
+    return text.format_map({name: _plain(value) for name, value in message.params})
+
+
+def _plain(value: Param) -> str:
+    if isinstance(value, Message):
+        return english(value)
+    if isinstance(value, Stamp):
+        return value.at.strftime("%Y-%m-%d %H:%M UTC")
+    if isinstance(value, Code):
+        return value.text
+    if isinstance(value, Codes):
+        return ", ".join(value.texts)
+    if isinstance(value, UserRef):
+        return f"user {value.user_id}"
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"channel {c}" for c in value.channel_ids)
+    return str(value)

@@ -33,6 +33,7 @@ from bot.core.moderation import (
 )
 from bot.core.moderation import settings as change
 from bot.core.ports import ModerationRepository, Ticket
+from bot.discord_ui.i18n.render import render
 from tests.integration import test_storage as base
 from tests.integration.test_storage import BIG_ID, Target
 from tests.unit.fakes import FakeClock
@@ -393,7 +394,7 @@ async def test_the_gate_reserves_refunds_strikes_and_bans(storage: Storage) -> N
     await gate.settle(job(3, JobStatus.FAILED, "[Banned prompt detected] Sorry!"))
     with pytest.raises(Refused, match="banned from using this bot") as err:
         await gate.admit(ticket)
-    assert "<t:" in err.value.member_message
+    assert err.value.message is not None and "<t:" in render(err.value.message, "en-US")
     kinds = [e.kind for e in seen.entries]
     assert kinds.count(AuditKind.SUBMISSION) == 3 and kinds.count(AuditKind.STRIKE) == 2
     assert AuditKind.AUTO_BAN in kinds and kinds.count(AuditKind.REFUSAL) == 2

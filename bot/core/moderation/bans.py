@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot.core.messages import Message, Stamp, msg
 from bot.core.moderation.policy import Refusal, Rule
-from bot.core.moderation.wording import stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,14 +24,37 @@ class Ban:
         """True while the ban holds."""
         return self.until is None or now < self.until
 
-    def sentence(self) -> str:
-        """What the banned member is told."""
-        reason = f" ({self.reason})" if self.reason else ""
+    def sentence(self) -> Message:
+        """What the banned member is told. An automatic ban's stored reason is the audit log's
+        English, so the member reads the catalogue's sentence for it instead."""
+        if not self.by:
+            if self.until is None:
+                return msg(
+                    "You are banned from using this bot in this server after prompts the image "
+                    "service refused."
+                )
+            return msg(
+                "You are banned from using this bot in this server after prompts the image "
+                "service refused; the ban ends {when}.",
+                when=Stamp(self.until),
+            )
         if self.until is None:
-            return f"You are banned from using this bot in this server{reason}."
-        return (
-            f"You are banned from using this bot in this server{reason}; "
-            f"the ban ends {stamp(self.until)}."
+            if self.reason:
+                return msg(
+                    "You are banned from using this bot in this server ({reason}).",
+                    reason=self.reason,
+                )
+            return msg("You are banned from using this bot in this server.")
+        if self.reason:
+            return msg(
+                "You are banned from using this bot in this server ({reason}); "
+                "the ban ends {when}.",
+                reason=self.reason,
+                when=Stamp(self.until),
+            )
+        return msg(
+            "You are banned from using this bot in this server; the ban ends {when}.",
+            when=Stamp(self.until),
         )
 
 

@@ -4,16 +4,19 @@ and the base the command mixins build on."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.messages import Message
 from bot.core.moderation import service
 from bot.core.moderation.service import ModerationService
 from bot.core.ports import Ticket
+from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import member_locale
 from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.tree import tell
 
@@ -26,6 +29,7 @@ __all__ = [
     "Health",
     "ModBase",
     "NotModerator",
+    "rendered",
     "say",
     "target_of",
 ]
@@ -67,9 +71,15 @@ def target_of(user: discord.Member | discord.User) -> Ticket:
     return Ticket(guild_id=0, channel_id=0, user_id=user.id)
 
 
-async def say(interaction: discord.Interaction[Any], text: str) -> None:
-    """A moderator's (or member's) private answer, mentions disabled."""
-    await tell(interaction, text[:2000])
+def rendered(lines: Message | Sequence[Message], locale: str) -> str:
+    """One message, or several as lines, as Discord text in `locale` (at most 2,000 characters)."""
+    messages = [lines] if isinstance(lines, Message) else list(lines)
+    return "\n".join(render(line, locale) for line in messages)[:2000]
+
+
+async def say(interaction: discord.Interaction[Any], lines: Message | Sequence[Message]) -> None:
+    """A moderator's (or member's) private answer in their own language, mentions disabled."""
+    await tell(interaction, rendered(lines, member_locale(interaction)))
 
 
 class ModBase(commands.Cog):

@@ -16,7 +16,7 @@ from functools import cache
 
 from babel.messages.plurals import get_plural
 
-from bot.core.messages import Code, Codes, Message, Param, Stamp, UserRef
+from bot.core.messages import ChannelRefs, Code, Codes, Message, Param, Stamp, UserRef
 from bot.discord_ui.i18n.catalog import Catalogues, load_catalogues
 
 log = logging.getLogger(__name__)
@@ -36,8 +36,12 @@ def code_span(text: str) -> str:
     return f"`{flat}`" if flat else "` `"
 
 
-def render_param(value: Param) -> str:
-    """One parameter as Discord text."""
+def render_param(value: Param, locale: str = "en-US", catalogues: Catalogues | None = None) -> str:
+    """One parameter as Discord text (a message inside a message in the same `locale`)."""
+    if isinstance(value, Message):
+        return render(value, locale, catalogues)
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
     if isinstance(value, Stamp):
         return f"<t:{int(value.at.timestamp())}:{value.style}>"
     if isinstance(value, Code):
@@ -75,7 +79,7 @@ def template(message: Message, locale: str, catalogues: Catalogues | None = None
 
 def render(message: Message, locale: str, catalogues: Catalogues | None = None) -> str:
     """The message as Discord text in `locale`."""
-    values = {name: render_param(value) for name, value in message.params}
+    values = {name: render_param(value, locale, catalogues) for name, value in message.params}
     text = template(message, locale, catalogues)
     try:
         return text.format_map(values)
