@@ -35,10 +35,11 @@ def template_path(domain: str) -> Path:
     return LOCALE_DIR / f"{domain}.pot"
 
 
-def read_catalogue(path: Path) -> Catalog:
-    """One `.po` or `.pot` file, parsed."""
+def read_catalogue(path: Path, locale: str | None = None) -> Catalog:
+    """One `.po` or `.pot` file, parsed; with `locale`, the catalogue knows that locale's
+    number of plural forms (the files carry no header to say so), which writing it back needs."""
     with path.open("rb") as handle:
-        return read_po(handle)
+        return read_po(handle, locale=locale.replace("-", "_") if locale else None)
 
 
 #: A translation: one string, or a plural message's forms in the locale's gettext order.
@@ -72,7 +73,7 @@ def load_catalogues(domain: str) -> Catalogues:
         if not path.is_file():
             continue
         table: dict[tuple[str | None, str], Translation] = {}
-        for message in read_catalogue(path):
+        for message in read_catalogue(path, locale):
             if not message.id or message.fuzzy:
                 continue
             if isinstance(message.id, str) and isinstance(message.string, str):
