@@ -71,10 +71,23 @@ def target_of(user: discord.Member | discord.User) -> Ticket:
     return Ticket(guild_id=0, channel_id=0, user_id=user.id)
 
 
+#: Discord's limit on a message's content.
+MAX_CONTENT = 2000
+
+
 def rendered(lines: Message | Sequence[Message], locale: str) -> str:
-    """One message, or several as lines, as Discord text in `locale` (at most 2,000 characters)."""
+    """One message, or several as lines, as Discord text in `locale`, within Discord's limit:
+    a long list (the bans, the banned terms) ends with the last whole line that fits."""
     messages = [lines] if isinstance(lines, Message) else list(lines)
-    return "\n".join(render(line, locale) for line in messages)[:2000]
+    kept: list[str] = []
+    size = -1  # the first line has no line break before it
+    for line in messages:
+        text = render(line, locale)
+        if kept and size + 1 + len(text) > MAX_CONTENT:
+            break
+        kept.append(text)
+        size += 1 + len(text)
+    return "\n".join(kept)[:MAX_CONTENT]
 
 
 async def say(interaction: discord.Interaction[Any], lines: Message | Sequence[Message]) -> None:
