@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.messages import Code, Codes, Message, english, msg
+from bot.core.messages import Code, Codes, Message, msg
 
 
 class MjcordError(Exception):
@@ -34,7 +34,7 @@ class MjcordError(Exception):
             self.message = message  # an explicit English sentence outranks the class's key
         elif message is not None:
             self.message = message
-            self.member_message = english(message)
+            self.member_message = message.plain()
         super().__init__(detail or self.member_message)
         self.detail = detail
 

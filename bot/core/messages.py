@@ -58,6 +58,22 @@ class ChannelRefs:
 Param: TypeAlias = "str | int | float | Stamp | Code | Codes | UserRef | ChannelRefs | Message"
 
 
+def _plain(value: Param) -> str:
+    if isinstance(value, Message):
+        return value.plain()
+    if isinstance(value, Stamp):
+        return value.at.isoformat(timespec="seconds")
+    if isinstance(value, Code):
+        return f"`{value.text}`"
+    if isinstance(value, Codes):
+        return ", ".join(f"`{text}`" for text in value.texts)
+    if isinstance(value, UserRef):
+        return f"<@{value.user_id}>"
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
+    return str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One sentence for a member: the English template (the key) and its parameters.
@@ -75,6 +91,16 @@ class Message:
         """The parameters by name."""
         return dict(self.params)
 
+    def plain(self) -> str:
+        """The sentence in English with its parameters as plain text: for logs, records (the
+        audit log) and an error's English `member_message`, never for Discord (the Discord
+        layer renders)."""
+        text = self.plural if self.plural is not None and self.values.get("count") != 1 else None
+        try:
+            return (text or self.text).format_map({k: _plain(v) for k, v in self.params})
+        except (KeyError, IndexError, ValueError):
+            return self.text
+
 
 def msg(text: str, **params: Param) -> Message:
     """A sentence for a member: `msg("The limit is {limit} MB.", limit=10)`.
@@ -87,29 +113,3 @@ def plural_msg(text: str, plural: str, count: int, **params: Param) -> Message:
     """A sentence that varies with `count`: `plural_msg("{count} image", "{count} images", n)`;
     each locale picks its own plural form. Both texts must be string literals."""
     return Message(text, (("count", count), *params.items()), plural)
-
-
-def english(message: Message) -> str:
-    """The sentence in English with its parameters as plain text, for logs and records (the
-    audit log, an error's `member_message`); what members read is rendered by the Discord layer.
-    """
-    text = message.text
-    if message.plural is not None and message.values.get("count") != 1:
-        text = message.plural
-    return text.format_map({name: _plain(value) for name, value in message.params})
-
-
-def _plain(value: Param) -> str:
-    if isinstance(value, Message):
-        return english(value)
-    if isinstance(value, Stamp):
-        return value.at.strftime("%Y-%m-%d %H:%M UTC")
-    if isinstance(value, Code):
-        return value.text
-    if isinstance(value, Codes):
-        return ", ".join(value.texts)
-    if isinstance(value, UserRef):
-        return f"user {value.user_id}"
-    if isinstance(value, ChannelRefs):
-        return ", ".join(f"channel {c}" for c in value.channel_ids)
-    return str(value)

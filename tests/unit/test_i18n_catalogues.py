@@ -141,7 +141,7 @@ MAX_MESSAGE = 2000  # Discord's message content limit
 
 
 def _messages(locale: str) -> dict[str, object]:
-    catalog = read_catalogue(catalogue_path(locale, MESSAGES), locale)
+    catalog = read_catalogue(catalogue_path(locale, MESSAGES))
     out: dict[str, object] = {}
     for m in catalog:
         if m.id and not m.fuzzy:

@@ -11,7 +11,7 @@ that is fine alone but too long once its parameters are filled in is caught.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import discord
@@ -122,7 +122,11 @@ def errors() -> Iterator[Message]:
         with pytest.raises(BadTerm) as bad:
             check_term(kind, text)
         yield bad.value.message
-    for build in (lambda: change.strikes(3, 24, "soon"), lambda: change.language("xx")):
+    builds: list[Callable[[], object]] = [
+        lambda: change.strikes(3, 24, "soon"),
+        lambda: change.language("xx"),
+    ]
+    for build in builds:
         with pytest.raises(NotAllowed) as err:
             build()
         assert err.value.message is not None

@@ -15,7 +15,6 @@ from datetime import datetime
 
 from bot.core.errors import Refused, is_banned_content
 from bot.core.jobs import Job, JobStatus, Mode
-from bot.core.messages import english
 from bot.core.moderation.audit import AuditEntry, AuditKind
 from bot.core.moderation.auditlog import AuditLog
 from bot.core.moderation.bans import check_ban
@@ -132,7 +131,7 @@ class ModerationGate:
                     actor_id=ticket.user_id,
                     target_id=ticket.user_id,
                     action=refusal.rule.value,
-                    detail=english(refusal.reason),
+                    detail=refusal.reason.plain(),
                     note=refusal.reason,
                     prompt=ticket.prompt,
                     job_id=ticket.job_id,
@@ -140,7 +139,7 @@ class ModerationGate:
                 )
             )
             raise Refused(
-                f"{refusal.rule.value} (user {ticket.user_id}): {english(refusal.reason)}",
+                f"{refusal.rule.value} (user {ticket.user_id}): {refusal.reason.plain()}",
                 message=refusal.reason,
             )
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.core.jobs import Mode
-from bot.core.messages import english, msg
+from bot.core.messages import msg
 from bot.core.moderation import bounds
 from bot.core.moderation.durations import MAX_DURATION, describe_duration, parse_duration
 from bot.core.moderation.policy import Limits, NotAllowed, Policy
@@ -155,11 +155,11 @@ def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return ", ".join(str(v) for v in sorted(value)) or "any"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={english(v.describe())}" for k, v in value.items()) or "none"
+        return ", ".join(f"{k}={v.describe().plain()}" for k, v in value.items()) or "none"
     if isinstance(value, timedelta):
-        return english(describe_duration(value)) if value else "none"
+        return describe_duration(value).plain() if value else "none"
     if isinstance(value, Limits):
-        return english(value.describe())
+        return value.describe().plain()
     if value == "":
         return "none"
     return str(value.value if isinstance(value, Mode) else value)

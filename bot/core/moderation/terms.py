@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import regex
 
-from bot.core.messages import Code, Message, english, msg
+from bot.core.messages import Code, Message, msg
 from bot.core.moderation.bounds import TERM_LENGTH, TEST_PROMPT_LENGTH
 from bot.core.moderation.normalise import fold, plain
 from bot.core.moderation.policy import Refusal, Rule
@@ -55,7 +55,7 @@ class BadTerm(ValueError):
     """A term moderators may not add; `message` says why, for the moderator."""
 
     def __init__(self, message: Message) -> None:
-        super().__init__(english(message))
+        super().__init__(message.plain())
         self.message = message
 
 

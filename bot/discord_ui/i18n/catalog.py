@@ -35,9 +35,11 @@ def template_path(domain: str) -> Path:
     return LOCALE_DIR / f"{domain}.pot"
 
 
-def read_catalogue(path: Path, locale: str | None = None) -> Catalog:
-    """One `.po` or `.pot` file, parsed; with `locale`, the catalogue knows that locale's
-    number of plural forms (the files carry no header to say so), which writing it back needs."""
+def read_catalogue(path: Path) -> Catalog:
+    """One `.po` or `.pot` file, parsed. A locale's file is read as that locale's (the files
+    have no header), so a plural message has as many forms as the language has (Russian 3,
+    Japanese 1), not gettext's default 2."""
+    locale = path.parent.parent.name if path.parent.name == "LC_MESSAGES" else None
     with path.open("rb") as handle:
         return read_po(handle, locale=locale.replace("-", "_") if locale else None)
 
@@ -73,7 +75,7 @@ def load_catalogues(domain: str) -> Catalogues:
         if not path.is_file():
             continue
         table: dict[tuple[str | None, str], Translation] = {}
-        for message in read_catalogue(path, locale):
+        for message in read_catalogue(path):
             if not message.id or message.fuzzy:
                 continue
             if isinstance(message.id, str) and isinstance(message.string, str):

@@ -127,7 +127,7 @@ def write_domain(domain: str, pot: Catalog) -> None:
     for locale in LOCALES:
         path = catalogue_path(locale, domain)
         if path.is_file():
-            catalog = read_catalogue(path, locale)
+            catalog = read_catalogue(path)
         else:
             path.parent.mkdir(parents=True, exist_ok=True)
             catalog = Catalog(locale=locale.replace("-", "_"), domain=domain, fuzzy=False)
