@@ -84,6 +84,7 @@ async def test_settings_and_role_limits_round_trip(storage: Storage) -> None:
         default_mode=Mode.NIJI_JOURNEY,
         log_channel_id=CHANNEL + 2,
         moderator_role_id=BIG_ID + 3,
+        language="zh-TW",
     )
     await storage.moderation.save_policy(policy)
     assert await storage.moderation.policy(G) == policy
@@ -91,6 +92,25 @@ async def test_settings_and_role_limits_round_trip(storage: Storage) -> None:
     await storage.moderation.save_policy(fewer)
     assert await storage.moderation.policy(G) == fewer
     assert await storage.moderation.policy(G + 1) == Policy(G + 1)
+
+
+async def test_the_chosen_languages_are_read_back_for_every_server_that_has_one(
+    storage: Storage,
+) -> None:
+    repo = storage.moderation
+    assert await repo.languages() == {}
+    await repo.save_policy(Policy(G, language="ja"))
+    await repo.save_policy(Policy(G + 1, language="pt-BR"))
+    await repo.save_policy(Policy(G + 2))  # follows Discord's setting: not listed
+    assert await repo.languages() == {G: "ja", G + 1: "pt-BR"}
+    gate = ModerationGate(repo, FakeClock())
+    await gate.load_languages()
+    assert gate.languages.chosen(G) == "ja" and gate.languages.chosen(G + 2) == ""
+    mods = ModerationService(gate, storage.jobs)
+    await mods.change(MOD, "language", change.language(""))
+    assert gate.languages.chosen(G) == "" and await repo.languages() == {G + 1: "pt-BR"}
+    with pytest.raises(NotAllowed):
+        change.language("xx-YY")
 
 
 async def test_bans_expire_are_replaced_and_lifted(storage: Storage) -> None:
