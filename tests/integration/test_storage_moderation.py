@@ -106,9 +106,15 @@ async def test_the_chosen_languages_are_read_back_for_every_server_that_has_one(
     gate = ModerationGate(repo, FakeClock())
     await gate.load_languages()
     assert gate.languages.chosen(G) == "ja" and gate.languages.chosen(G + 2) == ""
-    mods = ModerationService(gate, storage.jobs)
-    await mods.change(MOD, "language", change.language(""))
+    # Another process clears one: this one's next re-read (every minute) follows.
+    elsewhere = ModerationService(ModerationGate(repo, FakeClock()), storage.jobs)
+    await elsewhere.change(MOD, "language", change.language(""))
+    assert gate.languages.chosen(G) == "ja"
+    await gate.load_languages()
     assert gate.languages.chosen(G) == "" and await repo.languages() == {G + 1: "pt-BR"}
+    mods = ModerationService(gate, storage.jobs)
+    await mods.change(MOD, "language", change.language("ko"))  # its own change: at once
+    assert gate.languages.chosen(G) == "ko"
     with pytest.raises(NotAllowed):
         change.language("xx-YY")
 

@@ -3,7 +3,9 @@ memory so the Discord layer can look it up while it renders, without a database 
 
 The one home of that choice at run time: the gate remembers it from every policy it reads (so a
 change made in another process arrives with the next job of that server), the moderator service
-when a moderator changes it, and the bot loads every server's choice when it starts.
+when a moderator changes it, and the bot loads every server's choice when it starts and again
+every minute (another process's change then reaches this one's status messages and finish posts
+even for a server it has no new job from).
 """
 
 from __future__ import annotations
@@ -31,5 +33,6 @@ class ServerLanguages:
             self._chosen.pop(policy.guild_id, None)
 
     def load(self, chosen: Mapping[int, str]) -> None:
-        """Every server's choice, as stored (at start-up)."""
-        self._chosen.update({guild_id: locale for guild_id, locale in chosen.items() if locale})
+        """Every server's choice, as stored: replaces what was held (a server missing from
+        `chosen` follows Discord's setting again)."""
+        self._chosen = {guild_id: locale for guild_id, locale in chosen.items() if locale}

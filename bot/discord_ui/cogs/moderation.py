@@ -12,6 +12,7 @@ because discord.py does not enforce declared limits on what arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from typing import Any
@@ -50,6 +51,9 @@ from bot.discord_ui.tree import tell_error
 
 log = logging.getLogger(__name__)
 
+#: Seconds between re-reads of every server's chosen language (see `ModerationCog`).
+LANGUAGE_REFRESH = 60.0
+
 __all__ = ["ModerationCog", "NotModerator", "QuotaCog"]
 
 
@@ -80,16 +84,36 @@ class ModerationCog(SettingsCommands, LanguageCommands, commands.Cog, name=MODER
         mods: ModerationService,
         *,
         health: Health | None = None,
+        language_refresh: float = LANGUAGE_REFRESH,
     ) -> None:
         self.bot = bot
         self.mods = mods
         self.health = health
+        self.language_refresh = language_refresh
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
         """Register the restart-proof moderation buttons (they find this cog by its name), and
-        read every server's chosen public language before anything is posted."""
+        read every server's chosen public language before anything is posted (and every
+        `language_refresh` seconds after, for changes made in another process)."""
         self.bot.add_dynamic_items(ModLogButton, ReportButton)
         await self.mods.load_languages()
+        self._refreshing = asyncio.create_task(self._refresh_languages())
+
+    async def cog_unload(self) -> None:
+        """Stop re-reading the languages."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
+
+    async def _refresh_languages(self) -> None:
+        while True:
+            await asyncio.sleep(self.language_refresh)
+            try:
+                await self.mods.load_languages()
+            except Exception as exc:  # the database is away: keep what is held, try again
+                log.warning("could not re-read the servers' languages: %r", exc)
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:  # type: ignore[override]
         """Every /mod command: Manage Server or the moderator role, checked at run time."""
