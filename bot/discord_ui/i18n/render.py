@@ -3,8 +3,10 @@
 Lookup: the `messages` catalogue of the exact locale, else the English key itself. Parameters
 are rendered to Discord markup here and only here: a `Stamp` becomes `<t:…:R>`, a `Code` an
 inline code span that its own backticks cannot break out of, a `UserRef` a mention (sent with
-pings disabled). A translation that names a placeholder its English lacks is a catalogue bug
-the test suite catches; at run time the English is used instead, never an exception.
+pings disabled), `ChannelRefs` channel links, and a `Message` inside a message (a duration, a
+quota) is rendered in the same locale. A translation that names a placeholder its English
+lacks is a catalogue bug the test suite catches; at run time the English is used instead, never
+an exception.
 """
 
 from __future__ import annotations
