@@ -7,7 +7,7 @@ from __future__ import annotations
 import discord
 
 from bot.core.jobs import Job, Mode
-from bot.core.messages import Message, Stamp, UserRef, msg
+from bot.core.messages import Message, Stamp, UserRef, msg, plural_msg
 from bot.core.moderation import AuditEntry, AuditKind, Ban, UsageReport
 from bot.core.moderation.service import ServerStatus
 from bot.discord_ui.i18n.render import render
@@ -145,16 +145,21 @@ def report_embed(report: UsageReport, locale: str = DEFAULT_LOCALE) -> discord.E
     since, until = Stamp(report.since, "d"), Stamp(report.until, "d")
     days = len(report.daily)
     if report.user_id:
-        description = msg(
-            "The last {days} days for {member} ({since} – {until}).",
-            days=days,
+        description = plural_msg(
+            "The last {count} day for {member} ({since} – {until}).",
+            "The last {count} days for {member} ({since} – {until}).",
+            days,
             member=UserRef(report.user_id),
             since=since,
             until=until,
         )
     else:
-        description = msg(
-            "The last {days} days ({since} – {until}).", days=days, since=since, until=until
+        description = plural_msg(
+            "The last {count} day ({since} – {until}).",
+            "The last {count} days ({since} – {until}).",
+            days,
+            since=since,
+            until=until,
         )
     embed = discord.Embed(
         title=say(msg("Usage report")),
