@@ -148,12 +148,18 @@ async def test_mod_language_sets_what_the_channel_reads_and_private_answers_stay
     emu.user_locales[moderator] = "de"
     member = emu.add_user("camille")
     emu.user_locales[member] = "fr"
+    log = emu.add_channel("mod-log")
+    await mod(emu, moderator, "logchannel", channel=log)
     said = await mod(emu, moderator, "language", language="ja")
-    assert said == ("Antworten, Status, fertige Bilder und der Log-Kanal sind jetzt auf 日本語.")
+    assert said == "Antworten, Status, fertige Bilder und der Log-Kanal sind jetzt auf 日本語."
     reply, status, finish = await _public_job(emu, member, "a lighthouse at dusk")
     assert "モード: Midjourney · リクエスト:" in reply and "a lighthouse at dusk" in reply
     assert "✅ 完了" in status
     assert "画像ができました。" in finish
+    # The moderators' log channel reads the chosen language too.
+    await emu.wait_for(lambda: bool(log_posts(emu, log, "🎨 投稿")), timeout=10)
+    posted = log_posts(emu, log, "🎨 投稿")[0]["embeds"][0]
+    assert "依頼者" in {f["name"] for f in posted["fields"]}
     # What only the member sees stays French.
     await mod(emu, moderator, "terms add", term="gore")
     refusal = await imagine_refused(emu, member, "gore")
