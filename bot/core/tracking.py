@@ -18,9 +18,10 @@ The rules that keep the API's load bounded whatever the number of jobs:
   act on what the API says, never on the callback's body. With callbacks on, polling goes on as
   a slower safety net.
 
-A cycle is cheap (issue 12): it reads the slim view of unfinished jobs, skips snapshots equal to
-the last one absorbed, batches progress per chunk and absorbs chunks while the next request is
-on its way (at most ABSORB_AHEAD at once); see `bot.core.watchlist`.
+A cycle is cheap (issue 12): it reads the slim view of unfinished jobs, skips a chunk whose API
+answer is the one last absorbed in full (where the API client can tell, unparsed: `ChangedLists`)
+and snapshots equal to the last one absorbed, batches progress per chunk and absorbs chunks while
+the next request is on its way (at most ABSORB_AHEAD at once); see `bot.core.watchlist`.
 
 Outages (issue 10): once the API answers again every unfinished job is polled within
 `max(2 × interval, 15 s)` (see `bot.core.pacing`); when an outage outlasts
