@@ -48,6 +48,18 @@ class UserRef:
 Param = str | int | float | Stamp | Code | Codes | UserRef
 
 
+def _plain(value: Param) -> str:
+    if isinstance(value, Stamp):
+        return value.at.isoformat(timespec="seconds")
+    if isinstance(value, Code):
+        return f"`{value.text}`"
+    if isinstance(value, Codes):
+        return ", ".join(f"`{text}`" for text in value.texts)
+    if isinstance(value, UserRef):
+        return f"<@{value.user_id}>"
+    return str(value)
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One sentence for a member: the English template (the key) and its parameters.
@@ -64,6 +76,15 @@ class Message:
     def values(self) -> dict[str, Param]:
         """The parameters by name."""
         return dict(self.params)
+
+    def plain(self) -> str:
+        """The sentence in English with its parameters as plain text: for logs and for an
+        error's English `member_message`, never for Discord (the Discord layer renders)."""
+        text = self.plural if self.plural is not None and self.values.get("count") != 1 else None
+        try:
+            return (text or self.text).format_map({k: _plain(v) for k, v in self.params})
+        except (KeyError, IndexError, ValueError):
+            return self.text
 
 
 def msg(text: str, **params: Param) -> Message:

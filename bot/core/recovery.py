@@ -24,16 +24,19 @@ from datetime import datetime, timedelta
 
 from bot.core.errors import ApiError, MjcordError, Unsupported
 from bot.core.jobs import Job, JobStatus, Submission
+from bot.core.messages import msg
 from bot.core.ports import Clock, JobPlaces
 from bot.core.submitter import Submitter, job_state, ticket_of
 
 log = logging.getLogger(__name__)
 
-UNKNOWN_ARRIVAL = (
+# Failure reasons, kept in the ledger in English; each is its own catalogue key, so the finish
+# post shows it in the server's language (`bot.core.errors.failure_messages`).
+UNKNOWN_ARRIVAL = msg(
     "The bot restarted while sending this job, and this image service offers no way to check "
     "whether it arrived, so it is not followed; please ask again."
-)
-NEVER_CONFIRMED = "The image service did not confirm this job after the bot restarted."
+).text
+NEVER_CONFIRMED = msg("The image service did not confirm this job after the bot restarted.").text
 
 Sleep = Callable[[float], Awaitable[None]]
 

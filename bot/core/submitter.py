@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.core.errors import ApiError, DownloadError, ImageRejected, MjcordError, Unavailable
-from bot.core.images import AttachmentFault, check_reference, safe_filename
+from bot.core.images import NOT_DOWNLOADED, AttachmentFault, about, check_reference, too_big
 from bot.core.jobs import (
     Ack,
     Inputs,
@@ -79,11 +79,6 @@ def ticket_of(job: Job) -> Ticket:
         manage_guild=job.inputs.manage_guild,
         job_id=job.id,
     )
-
-
-def _mb(size: int) -> str:
-    text = f"{size / (1024 * 1024):.1f}"
-    return text[:-2] if text.endswith(".0") else text
 
 
 class Submitter:
@@ -181,8 +176,7 @@ class Submitter:
             if source.size > limit:
                 raise ImageRejected(
                     f"{source.option}: declared {source.size} bytes > {limit}",
-                    member_message=f"{source.option}: `{safe_filename(source.filename)}` is "
-                    f"{_mb(source.size)} MB; the limit is {_mb(limit)} MB.",
+                    message=about(source.option, source.filename, too_big(source.size, limit)),
                 )
         if not job.inputs.sources:
             return []
@@ -200,8 +194,7 @@ class Submitter:
             if isinstance(result, DownloadError):
                 raise DownloadError(
                     f"{source.option}: {result.detail}",
-                    member_message=f"{source.option}: `{safe_filename(source.filename)}` "
-                    "could not be downloaded. Please upload it again.",
+                    message=about(source.option, source.filename, NOT_DOWNLOADED),
                 )
             if isinstance(result, BaseException):
                 raise result

@@ -11,9 +11,11 @@ from typing import Any
 import discord
 
 from bot.core.jobs import Ack, Job, JobStatus, Route, Source
+from bot.core.messages import Code, msg
 from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import DEFAULT_LOCALE, server_locale
 from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
 from bot.discord_ui.tree import REPLIED, tell_error
@@ -105,11 +107,14 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     interaction.extras[REPLIED] = True
     await service.place(job.id, reply_message_id=reply.id)
     await service.forget_token(job.id)
-    note = f"I couldn't open a thread here, so updates for task `{job.task_id}` follow here."
+    note = msg(
+        "I couldn't open a thread here, so updates for task {task} follow here.",
+        task=Code(job.task_id or "—"),
+    )
     thread_id = await open_thread(reply, job, service)
     if not thread_id:
         try:
-            await interaction.followup.send(note, allowed_mentions=NO_PINGS)
+            await interaction.followup.send(render(note, locale), allowed_mentions=NO_PINGS)
         except discord.HTTPException as note_exc:
             log.warning("job %s: could not say there is no thread: %s", job.id, note_exc)
     where = interaction.client.get_partial_messageable(
@@ -149,7 +154,9 @@ async def post_status(
     try:
         if job.status is JobStatus.MODAL:  # the API waits for the member's prompt
             status = await where.send(
-                status_content(job, locale), allowed_mentions=NO_PINGS, view=continue_view(job)
+                status_content(job, locale),
+                allowed_mentions=NO_PINGS,
+                view=continue_view(job, locale),
             )
         else:
             status = await where.send(status_content(job, locale), allowed_mentions=NO_PINGS)

@@ -17,8 +17,10 @@ from typing import cast
 import discord
 
 from bot.core.jobs import Job, PostState
+from bot.core.messages import msg
 from bot.core.ports import Clock
 from bot.core.services import Submitter
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.jobflow import open_thread, post_status
 from bot.discord_ui.render import NO_PINGS, reply_content
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 #: route takes "@original" for an interaction's original response.
 ORIGINAL = cast(int, "@original")
 
-RESTARTED = (
+RESTARTED = msg(
     "The bot restarted before it could answer this request; it was not carried out and "
     "nothing was charged. Please try again."
 )
@@ -105,7 +107,9 @@ class DiscordPlaces:
         try:
             message = await hook.fetch_message(ORIGINAL)
             if message.flags.loading:
-                await hook.edit_message(ORIGINAL, content=RESTARTED, allowed_mentions=NO_PINGS)
+                # The loading message is public (a "thinking" defer): the server's language.
+                content = render(RESTARTED, server_locale(self._bot, job.route.guild_id))
+                await hook.edit_message(ORIGINAL, content=content, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.info("job %s: could not tell the member about the refusal: %s", job.id, exc)
 
