@@ -14,7 +14,7 @@ import struct
 
 from bot.core.errors import DownloadError, ImageRejected
 from bot.core.jobs import ReferenceImage
-from bot.core.messages import Code, Message, msg
+from bot.core.messages import Code, Message, Option, msg
 
 __all__ = [
     "ACCEPTED_TYPES",
@@ -143,7 +143,7 @@ def _megabytes(size: int) -> str:
 def about(option: str, filename: str, problem: Message) -> Message:
     """`problem` (a sentence with `{option}` and `{file}` placeholders) naming the option and
     the file: `image2: `cat.png` is …`."""
-    named = (("option", option), ("file", Code(safe_filename(filename))))
+    named = (("option", Option(option)), ("file", Code(safe_filename(filename))))
     return Message(problem.text, (*named, *problem.params), problem.plural)
 
 

@@ -39,13 +39,20 @@ class Codes:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A slash command's option, named as the member's client shows it (`image1`, `画像1`)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserRef:
     """A member, shown as a mention (messages are sent with pings disabled)."""
 
     user_id: int
 
 
-Param = str | int | float | Stamp | Code | Codes | UserRef
+Param = str | int | float | Stamp | Code | Codes | Option | UserRef
 
 
 def _plain(value: Param) -> str:
@@ -57,6 +64,8 @@ def _plain(value: Param) -> str:
         return ", ".join(f"`{text}`" for text in value.texts)
     if isinstance(value, UserRef):
         return f"<@{value.user_id}>"
+    if isinstance(value, Option):
+        return value.name
     return str(value)
 
 

@@ -27,8 +27,7 @@ from discord import app_commands
 
 from bot.core.followups import MAX_ID
 from bot.core.messages import Code, Message, msg
-from bot.discord_ui.i18n.catalog import load_catalogues
-from bot.discord_ui.i18n.translator import DOMAIN as COMMANDS
+from bot.discord_ui.i18n.render import option_name
 
 if TYPE_CHECKING:
     from bot.discord_ui.client import MjcordBot
@@ -101,20 +100,19 @@ def check_command(interaction: discord.Interaction[MjcordBot]) -> None:
         param = params.get(name) if isinstance(name, str) else None
         if param is None:
             raise _no_such_option(command.qualified_name, name)
-        shown = option_name(param, locale)
+        shown = shown_name(param, locale)
         if param.display_name in seen:
             raise InvalidInput(msg("{name} was given twice.", name=shown))
         seen.add(param.display_name)
         check_value(param, option, resolved or {}, shown)
     for param in params.values():
         if param.required and param.display_name not in seen:
-            raise InvalidInput(msg("{name} is required.", name=option_name(param, locale)))
+            raise InvalidInput(msg("{name} is required.", name=shown_name(param, locale)))
 
 
-def option_name(param: app_commands.Parameter, locale: str) -> Code:
-    """The option's name as the member's client shows it (its localisation, else English)."""
-    shown = load_catalogues(COMMANDS).lookup(locale, param.display_name, "option name")
-    return Code(shown or param.display_name)
+def shown_name(param: app_commands.Parameter, locale: str) -> Code:
+    """The option's name as the member's client shows it, as inert code."""
+    return Code(option_name(param.display_name, locale))
 
 
 def check_value(
