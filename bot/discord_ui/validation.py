@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 # "Application Command Option Type": "Any integer between -2^53+1 and 2^53-1").
 DISCORD_NUMBER_LIMIT = 2**53 - 1
 
+#: How much of an option's list of choices a refusal quotes.
+MAX_CHOICES_SHOWN = 500
+
 _SAFE_NAME = re.compile(r"[-_\w]{1,32}")
 _SUB = (T.subcommand.value, T.subcommand_group.value)
 # Where each kind of entity lives in the interaction's `resolved` data.
@@ -145,6 +148,8 @@ def check_value(
         _check_resolved(param, name, value, resolved)
     if param.choices and value not in [c.value for c in param.choices]:
         names = ", ".join(c.name for c in param.choices)
+        if len(names) > MAX_CHOICES_SHOWN:  # 25 choices of 100 characters would not fit
+            names = names[: MAX_CHOICES_SHOWN - 1] + "…"
         raise InvalidInput(msg("{name} must be one of: {choices}.", name=name, choices=names))
 
 
