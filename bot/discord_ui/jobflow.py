@@ -17,7 +17,13 @@ from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
 from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import DEFAULT_LOCALE, server_locale
-from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
+from bot.discord_ui.render import (
+    NO_PINGS,
+    headline,
+    reply_content,
+    status_content,
+    thread_name,
+)
 from bot.discord_ui.tree import REPLIED, tell_error
 from bot.discord_ui.views import continue_view
 
@@ -98,7 +104,7 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     """
     # Everyone in the channel sees the reply and the thread: the server's language.
     locale = server_locale(interaction.client, job.route.guild_id)
-    content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
+    content = reply_content(headline(job, locale), job.mode.label, job.route.requester_id, locale)
     try:
         reply = await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
     except Exception as exc:  # Discord errors, or the connection closing during a shutdown
@@ -111,7 +117,7 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
         "I couldn't open a thread here, so updates for task {task} follow here.",
         task=Code(job.task_id or "—"),
     )
-    thread_id = await open_thread(reply, job, service)
+    thread_id = await open_thread(reply, job, service, locale)
     if not thread_id:
         try:
             await interaction.followup.send(render(note, locale), allowed_mentions=NO_PINGS)
@@ -124,14 +130,17 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
 
 
 async def open_thread(
-    reply: discord.Message | discord.PartialMessage, job: Job, service: Submitter
+    reply: discord.Message | discord.PartialMessage,
+    job: Job,
+    service: Submitter,
+    locale: str = DEFAULT_LOCALE,
 ) -> int:
     """Open the job's thread on its reply and record it; 0 when Discord refuses (recorded as
     `no_thread`, so the outcome goes to the channel without waiting). A thread started from a
     message has that message's id, so one made by a process that died before recording it is
     found by that id."""
     try:
-        await reply.create_thread(name=thread_name(job.prompt))
+        await reply.create_thread(name=thread_name(headline(job, locale)))
     except discord.HTTPException as exc:
         if exc.code != THREAD_EXISTS:
             log.info("job %s: no thread (%s); carrying on in the channel", job.id, exc)

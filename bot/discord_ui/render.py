@@ -14,8 +14,9 @@ import discord
 
 from bot.core.errors import failure_messages
 from bot.core.followups import button_kind, describe_prompts
+from bot.core.images import safe_filename
 from bot.core.jobs import Button, Job, JobStatus
-from bot.core.messages import Code, Message, UserRef, msg
+from bot.core.messages import Code, Message, UserRef, msg, plural_msg
 from bot.discord_ui.i18n.render import render
 
 BAR_WIDTH = 20
@@ -54,6 +55,33 @@ def thread_name(prompt: str) -> str:
 
 
 DEFAULT_LOCALE = "en-US"
+
+
+def headline(job: Job, locale: str = DEFAULT_LOCALE) -> str:
+    """What the public reply and the thread are titled: the member's prompt as written (never
+    translated); for /describe and /blend, which have none, what was asked, in `locale`."""
+    sources = job.inputs.sources
+    if job.action == "DESCRIBE" and sources:
+        return render(msg("Describe {file}", file=safe_filename(sources[0].filename)), locale)
+    if job.action == "BLEND":
+        count = job.reference_count or len(sources)
+        match job.inputs.dimensions:
+            case "PORTRAIT":
+                blend = plural_msg(
+                    "Blend of {count} image (portrait)", "Blend of {count} images (portrait)", count
+                )
+            case "LANDSCAPE":
+                blend = plural_msg(
+                    "Blend of {count} image (landscape)",
+                    "Blend of {count} images (landscape)",
+                    count,
+                )
+            case _:
+                blend = plural_msg(
+                    "Blend of {count} image (square)", "Blend of {count} images (square)", count
+                )
+        return render(blend, locale)
+    return job.prompt
 
 
 def reply_content(

@@ -23,7 +23,7 @@ from bot.core.services import Submitter
 from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.jobflow import open_thread, post_status
-from bot.discord_ui.render import NO_PINGS, reply_content
+from bot.discord_ui.render import NO_PINGS, headline, reply_content
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,8 @@ class DiscordPlaces:
             job.route.channel_id, guild_id=job.route.guild_id
         )
         if not job.route.thread_id and not job.route.no_thread:
-            await open_thread(channel.get_partial_message(reply_id), job, self._service)
+            locale = server_locale(self._bot, job.route.guild_id)
+            await open_thread(channel.get_partial_message(reply_id), job, self._service, locale)
         fresh = await self._service.ledger.repo.get(job.id)
         if fresh is not None and not fresh.route.status_message_id:
             where = self._bot.get_partial_messageable(
@@ -72,7 +73,9 @@ class DiscordPlaces:
     async def _reply(self, job: Job) -> int:
         """Make (or find) the job's public reply and record it; 0 when Discord refused."""
         locale = server_locale(self._bot, job.route.guild_id)
-        content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
+        content = reply_content(
+            headline(job, locale), job.mode.label, job.route.requester_id, locale
+        )
         hook = self._hook(job)
         if hook is not None:
             try:

@@ -23,7 +23,7 @@ from bot.sandbox.mjproxy import MjProxySimulator
 from tests.e2e import crafting as c
 from tests.e2e.conftest import Running
 from tests.e2e.test_followups import button, grid, next_finish, press
-from tests.e2e.test_imagine import _reply, wait_finish
+from tests.e2e.test_imagine import _reply, png, thread_of, wait_finish
 from tests.e2e.test_tracking_outage import status_texts
 
 EVERY_LOCALE = ("en-US", *LOCALES)
@@ -171,3 +171,22 @@ async def test_buttons_speak_the_server_and_their_refusal_the_member(
     await press(emu, upscale, "Dézoomer 2x", alice)
     zoomed = await next_finish(emu, thread_id, 3)
     assert "Dézoomer 2x" in zoomed["content"]
+
+
+async def test_a_blend_is_titled_in_the_servers_language(
+    emu: DiscordEmulator, sim: MjProxySimulator, bots: Running
+) -> None:
+    emu.guild_locales[emu.guild_id] = "ja"
+    await bots.start()
+    alice = emu.add_user("alice")
+    options: dict[str, Any] = {
+        f"image{i}": emu.add_attachment(f"{i}.png", png((40 * i, 20, 20)), "image/png")
+        for i in (1, 2, 3)
+    }
+    await emu.slash_command("blend", {**options, "dimensions": "LANDSCAPE"}, user_id=alice)
+    reply = await _reply(emu)
+    assert "3 枚の画像のブレンド（横長）" in reply["content"]
+    await emu.wait_for(lambda: thread_of(emu, int(reply["id"])) is not None, timeout=10)
+    thread = thread_of(emu, int(reply["id"]))
+    assert thread is not None and thread["name"] == "3 枚の画像のブレンド（横長）"
+    await wait_finish(emu, int(reply["id"]))
