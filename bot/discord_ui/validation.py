@@ -27,7 +27,7 @@ from discord import app_commands
 
 from bot.core.followups import MAX_ID
 from bot.core.messages import Code, Message, msg
-from bot.discord_ui.i18n.render import option_name
+from bot.discord_ui.i18n.render import choice_name, option_name
 
 if TYPE_CHECKING:
     from bot.discord_ui.client import MjcordBot
@@ -107,7 +107,7 @@ def check_command(interaction: discord.Interaction[MjcordBot]) -> None:
         if param.display_name in seen:
             raise InvalidInput(msg("{name} was given twice.", name=shown))
         seen.add(param.display_name)
-        check_value(param, option, resolved or {}, shown)
+        check_value(param, option, resolved or {}, shown, locale)
     for param in params.values():
         if param.required and param.display_name not in seen:
             raise InvalidInput(msg("{name} is required.", name=shown_name(param, locale)))
@@ -119,10 +119,14 @@ def shown_name(param: app_commands.Parameter, locale: str) -> Code:
 
 
 def check_value(
-    param: app_commands.Parameter, option: Mapping[str, Any], resolved: Any, name: Code
+    param: app_commands.Parameter,
+    option: Mapping[str, Any],
+    resolved: Any,
+    name: Code,
+    locale: str = "en-US",
 ) -> None:
     """One option's value against its parameter's declaration (`name`: the option as the
-    member's sentence names it)."""
+    member's sentence names it; `locale`: their language, for the choices it lists)."""
     value = option.get("value")
     kind = param.type
     if option.get("type") != kind.value:
@@ -147,7 +151,7 @@ def check_value(
     elif kind in _RESOLVED_KEYS:
         _check_resolved(param, name, value, resolved)
     if param.choices and value not in [c.value for c in param.choices]:
-        names = ", ".join(c.name for c in param.choices)
+        names = ", ".join(choice_name(c.name, locale) for c in param.choices)
         if len(names) > MAX_CHOICES_SHOWN:  # 25 choices of 100 characters would not fit
             names = names[: MAX_CHOICES_SHOWN - 1] + "…"
         raise InvalidInput(msg("{name} must be one of: {choices}.", name=name, choices=names))

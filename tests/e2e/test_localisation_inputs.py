@@ -190,3 +190,18 @@ async def test_a_blend_is_titled_in_the_servers_language(
     thread = thread_of(emu, int(reply["id"]))
     assert thread is not None and thread["name"] == "3 枚の画像のブレンド（横長）"
     await wait_finish(emu, int(reply["id"]))
+
+
+async def test_a_crafted_choice_is_refused_with_the_choices_the_member_was_shown(
+    emu: DiscordEmulator, bots: Running
+) -> None:
+    await bots.start()
+    akiko = emu.add_user("akiko")
+    emu.user_locales[akiko] = "ja"
+    image = emu.add_attachment("1.png", png(), "image/png")
+    payload = c.command(emu, "blend", {"image1": image}, user_id=akiko)
+    record = await c.send(emu, c.set_value(payload, "dimensions", "CIRCLE"))
+    said = await _private(emu, record, "the refusal")
+    assert said["content"] == (
+        "`縦横比` は次のいずれかにしてください: 縦長 (2:3), 正方形 (1:1), 横長 (3:2)。"
+    )

@@ -44,6 +44,11 @@ def option_name(name: str, locale: str) -> str:
     return load_catalogues(COMMANDS).lookup(locale, name, "option name") or name
 
 
+def choice_name(name: str, locale: str) -> str:
+    """A choice's name as the member's client lists it ("Portrait (2:3)", "縦長 (2:3)")."""
+    return load_catalogues(COMMANDS).lookup(locale, name, "choice") or name
+
+
 def render_param(value: Param, locale: str = "en-US") -> str:
     """One parameter as Discord text in `locale`."""
     if isinstance(value, Stamp):
