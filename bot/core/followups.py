@@ -91,9 +91,12 @@ class ButtonKind:
             case "low_variation":
                 # TRANSLATORS: a button's label, at most 80 characters.
                 return msg("Vary (Subtle)")
+            case "Outpaint" if self.number == "75":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Zoom out 1.5x")
             case "Outpaint":
                 # TRANSLATORS: a button's label, at most 80 characters.
-                return msg("Zoom out 1.5x") if self.number == "75" else msg("Zoom out 2x")
+                return msg("Zoom out 2x")
             case "CustomZoom":
                 # TRANSLATORS: a button's label, at most 80 characters.
                 return msg("Custom zoom")
@@ -109,10 +112,12 @@ class ButtonKind:
             case "pan_down":
                 # TRANSLATORS: a button's label, at most 80 characters.
                 return msg("Pan down")
+        if self.family.startswith("upsample_") and "creative" in self.family:
+            # TRANSLATORS: a button's label, at most 80 characters.
+            return msg("Upscale (Creative)")
         if self.family.startswith("upsample_"):
-            return (
-                msg("Upscale (Creative)") if "creative" in self.family else msg("Upscale (Subtle)")
-            )
+            # TRANSLATORS: a button's label, at most 80 characters.
+            return msg("Upscale (Subtle)")
         # TRANSLATORS: a button's label, at most 80 characters.
         return msg("Follow-up")
 
