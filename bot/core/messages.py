@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +53,23 @@ class UserRef:
     user_id: int
 
 
-Param = str | int | float | Stamp | Code | Codes | Option | UserRef
+@dataclass(frozen=True, slots=True)
+class ChannelRefs:
+    """Channels, shown as a list of channel links."""
+
+    channel_ids: tuple[int, ...]
+
+
+#: A parameter; a `Message` inside a message is rendered in the same locale (a duration, a
+#: quota's wording inside a sentence).
+Param: TypeAlias = (
+    "str | int | float | Stamp | Code | Codes | Option | UserRef | ChannelRefs | Message"
+)
 
 
 def _plain(value: Param) -> str:
+    if isinstance(value, Message):
+        return value.plain()
     if isinstance(value, Stamp):
         return value.at.isoformat(timespec="seconds")
     if isinstance(value, Code):
@@ -66,6 +80,8 @@ def _plain(value: Param) -> str:
         return f"<@{value.user_id}>"
     if isinstance(value, Option):
         return value.name
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
     return str(value)
 
 
@@ -87,8 +103,9 @@ class Message:
         return dict(self.params)
 
     def plain(self) -> str:
-        """The sentence in English with its parameters as plain text: for logs and for an
-        error's English `member_message`, never for Discord (the Discord layer renders)."""
+        """The sentence in English with its parameters as plain text: for logs, records (the
+        audit log) and an error's English `member_message`, never for Discord (the Discord
+        layer renders)."""
         text = self.plural if self.plural is not None and self.values.get("count") != 1 else None
         try:
             return (text or self.text).format_map({k: _plain(v) for k, v in self.params})

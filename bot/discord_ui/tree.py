@@ -16,6 +16,7 @@ from discord import app_commands
 from bot.core.errors import ApiError, Misconfigured, MjcordError
 from bot.core.messages import Message, msg
 from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import member_locale
 from bot.discord_ui.render import NO_PINGS
 from bot.discord_ui.validation import InvalidInput, check_command
 
@@ -135,7 +136,7 @@ async def tell_error(interaction: discord.Interaction[MjcordBot], error: BaseExc
     sentence = member_sentence(
         error,
         where=f" in /{command} (interaction {interaction.id})",
-        locale=interaction.locale.value,  # only this member sees it: their client's language
+        locale=member_locale(interaction),  # only this member sees it: their client's language
     )
     await tell(interaction, sentence)
 
@@ -149,7 +150,7 @@ async def tell(interaction: discord.Interaction[MjcordBot], sentence: str | Mess
     the sentence is sent as a new, ephemeral followup.
     """
     if isinstance(sentence, Message):
-        sentence = render(sentence, interaction.locale.value)
+        sentence = render(sentence, member_locale(interaction))
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(

@@ -28,6 +28,7 @@ from discord import app_commands
 from bot.core.followups import MAX_ID
 from bot.core.messages import Code, Message, msg
 from bot.discord_ui.i18n.render import choice_name, option_name
+from bot.discord_ui.i18n.where import member_locale
 
 if TYPE_CHECKING:
     from bot.discord_ui.client import MjcordBot
@@ -91,7 +92,7 @@ def check_command(interaction: discord.Interaction[MjcordBot]) -> None:
     that one itself (CommandNotFound).
     """
     command = interaction.command
-    locale = interaction.locale.value  # the refusal is the member's alone: their language
+    locale = member_locale(interaction)  # the refusal is the member's alone: their language
     data: dict[str, Any] = dict(interaction.data or {})
     if not isinstance(command, app_commands.Command):
         return

@@ -407,7 +407,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
     storage = await target.open()
     try:
         job = await storage.jobs.add(make_job())
-        assert await storage.revision() == head_revision() == "0004"
+        assert await storage.revision() == head_revision() == "0005"
 
         await storage.migrate()
         again = await target.open()
@@ -416,7 +416,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
         assert await storage.revision() == head_revision()
         async with storage.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [tuple(row) for row in versions] == [("0004",)]
+        assert [tuple(row) for row in versions] == [("0005",)]
         assert await storage.jobs.get(job.id) == job
     finally:
         await storage.close()

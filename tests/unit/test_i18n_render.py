@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.core.jobs import Button
-from bot.core.messages import Code, Option, Stamp, UserRef, msg, plural_msg
+from bot.core.messages import ChannelRefs, Code, Option, Stamp, UserRef, msg, plural_msg
 from bot.discord_ui.i18n.catalog import Catalogues
 from bot.discord_ui.i18n.render import MAX_CODE, code_span, render
 from bot.discord_ui.render import button_face
@@ -99,3 +99,23 @@ def test_worded_buttons_follow_the_locale_and_u1_v1_stay() -> None:
     assert button_face(strong, "fr") == ("Varier (fort)", "🪄")
     assert button_face(zoom, "ja") == ("2倍ズームアウト", "🔍")
     assert button_face(u1, "ru") == ("U1", None) and button_face(reroll, "de") == (None, "🔄")
+
+
+def test_a_message_inside_a_message_is_rendered_in_the_same_locale() -> None:
+    catalogues = Catalogues(
+        "messages",
+        {
+            "ru": {
+                (None, "Wait {span} in {channels}."): "Подождите {span} в {channels}.",
+                (None, "{count} hour"): ("{count} час", "{count} часа", "{count} часов"),
+            }
+        },
+    )
+    wait = msg(
+        "Wait {span} in {channels}.",
+        span=plural_msg("{count} hour", "{count} hours", 5),
+        channels=ChannelRefs((1, 2)),
+    )
+    assert render(wait, "ru", catalogues) == "Подождите 5 часов в <#1>, <#2>."
+    assert render(wait, "de", catalogues) == "Wait 5 hours in <#1>, <#2>."
+    assert wait.plain() == "Wait 5 hours in <#1>, <#2>."

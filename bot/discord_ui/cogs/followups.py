@@ -18,7 +18,7 @@ from bot.core.followups import zoom_prompt
 from bot.core.messages import Message, msg
 from bot.core.services import ActionService, ImagineService
 from bot.discord_ui.i18n.render import render
-from bot.discord_ui.i18n.where import DEFAULT_LOCALE
+from bot.discord_ui.i18n.where import DEFAULT_LOCALE, member_locale
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
 from bot.discord_ui.views import MjcordModal
@@ -104,7 +104,7 @@ class FollowUpCog(commands.Cog):
                         # TRANSLATORS: a form's title, at most 45 characters.
                         title=msg("Custom zoom"),
                         zoom=True,
-                        locale=interaction.locale.value,
+                        locale=member_locale(interaction),
                         on_done=lambda i, text, zoom: self._zoom(i, job_id, index, text, zoom),
                     )
                 )
@@ -125,7 +125,7 @@ class FollowUpCog(commands.Cog):
                     # TRANSLATORS: a form's title, at most 45 characters.
                     title=msg("Edit the prompt"),
                     zoom=False,
-                    locale=interaction.locale.value,
+                    locale=member_locale(interaction),
                     on_done=lambda i, text, _: self._confirm(i, job_id, text),
                 )
             )
