@@ -33,7 +33,7 @@ from tests.e2e.conftest import bot_env
 from tests.e2e.crashkit import ApiGate, ApiHold
 from tests.e2e.test_imagine import finish_posts
 from tests.e2e.test_scale_out_processes import PREFIXES, BotProcess
-from tests.e2e.test_scale_out_processes import pg_url as pg_url  # noqa: F401  (the fixture)
+from tests.e2e.test_scale_out_processes import pg_url as pg_url  # the fixture
 
 SHARDS = 3
 POLL = 0.5
@@ -113,7 +113,7 @@ async def ledger(url: str) -> list[Job]:
 @pytest.mark.timeout(300)
 async def test_survivors_finish_the_commands_of_a_process_killed_while_handling_them(
     spec_validator: Any,
-    pg_url: str,  # noqa: F811
+    pg_url: str,
     tmp_path: Path,
 ) -> None:
     emu = DiscordEmulator(spec_validator, shards=SHARDS)
@@ -218,9 +218,7 @@ async def test_survivors_finish_the_commands_of_a_process_killed_while_handling_
         assert len(finish_posts(emu, job.route.thread_id)) == 1, job.id
         assert len(emu.messages(job.route.thread_id)) == 2, job.id  # status + outcome
     # One submit per job, whoever sent it; no reply, thread or outcome twice.
-    submits = Counter(
-        (r.json or {}).get("state") for r in sim.requests_to("/mj/submit/imagine")
-    )
+    submits = Counter((r.json or {}).get("state") for r in sim.requests_to("/mj/submit/imagine"))
     assert submits == Counter({f"mjcord:{j.id}": 1 for j in jobs})
     assert len(emu.threads()) == len(jobs)
     for guild in guilds.values():
@@ -229,8 +227,10 @@ async def test_survivors_finish_the_commands_of_a_process_killed_while_handling_
             for m in emu.messages(emu.general_channels[guild])
             if "round " in (m["content"] or "") and m.get("type") != THREAD_CREATED
         ]
-        assert len(replies) == len({m["id"] for m in replies}) == len(
-            [j for j in jobs if j.route.guild_id == guild]
+        assert (
+            len(replies)
+            == len({m["id"] for m in replies})
+            == len([j for j in jobs if j.route.guild_id == guild])
         )
         assert finish_posts(emu, emu.general_channels[guild]) == []
     # Within the lease's lapse and a few polls of the kill.

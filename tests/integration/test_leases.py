@@ -17,7 +17,7 @@ from bot.adapters.storage.jobs import SqlJobRepository
 from bot.core.jobs import Job, JobStatus, PostState, Route
 from bot.core.leases import LEASE, STEPS_HORIZON
 from tests.integration.test_storage import T0, Target, make_job
-from tests.integration.test_storage import target as target  # noqa: F401  (the fixture)
+from tests.integration.test_storage import target as target  # the fixture
 
 LAPSED = T0 + LEASE + timedelta(seconds=1)
 _tasks = itertools.count(1)
@@ -41,7 +41,7 @@ def done(job: Job) -> Job:
 
 
 @pytest.fixture
-async def processes(target: Target) -> AsyncIterator[list[Storage]]:  # noqa: F811
+async def processes(target: Target) -> AsyncIterator[list[Storage]]:
     """Four bot processes' storage on one database."""
     opened = [await target.open() for _ in range(4)]
     try:
