@@ -61,6 +61,12 @@ class JobLeases(Protocol):
         """This process's name in the leases."""
         ...
 
+    @property
+    def shared(self) -> bool:
+        """True when other live processes may use the database (PostgreSQL). False: this is
+        the only one (SQLite), so no lease needs renewing, fencing or sweeping for."""
+        ...
+
     async def renew(self, until: datetime, *, done_before: datetime) -> None:
         """Extend every lease this process holds to `until`, giving up first those whose steps
         are all done, or whose job was recorded before `done_before` (see STEPS_HORIZON)."""
@@ -83,7 +89,10 @@ async def heartbeat(
     leases: JobLeases, clock: Clock, *, every: float = BEAT, lease: timedelta = LEASE
 ) -> None:
     """Renew this process's leases every `every` seconds, forever (until cancelled). A failed
-    renewal is logged and tried again: the leases lapse only if renewal keeps failing."""
+    renewal is logged and tried again: the leases lapse only if renewal keeps failing. Returns
+    at once where no other process can claim them."""
+    if not leases.shared:
+        return
     while True:
         now = clock.now()
         try:

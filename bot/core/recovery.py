@@ -112,7 +112,7 @@ class Recovery:
             carrying.add(task)
             task.add_done_callback(carrying.discard)
 
-        if self.leases is None:
+        if self.leases is None or not self.leases.shared:  # the only process: nothing to sweep
             await self.run(born)
             return
         try:

@@ -36,34 +36,35 @@ class SharedLeases:
 
 @dataclasses.dataclass
 class FakeLeases:
-    shared: SharedLeases
+    pool: SharedLeases
     worker: str
     renewals: int = 0
+    shared: bool = True  # several processes on the database
 
     async def renew(self, until: datetime, *, done_before: datetime) -> None:
-        if self.shared.failures:
-            self.shared.failures -= 1
+        if self.pool.failures:
+            self.pool.failures -= 1
             raise OSError("database away")
         self.renewals += 1
-        for job_id, (holder, _) in list(self.shared.rows.items()):
+        for job_id, (holder, _) in list(self.pool.rows.items()):
             if holder == self.worker:
-                self.shared.rows[job_id] = (holder, until)
+                self.pool.rows[job_id] = (holder, until)
 
     async def keep(self, job_id: int, until: datetime) -> bool:
-        holder, _ = self.shared.rows.get(job_id, ("", until))
+        holder, _ = self.pool.rows.get(job_id, ("", until))
         if holder != self.worker:
             return False
-        self.shared.rows[job_id] = (holder, until)
+        self.pool.rows[job_id] = (holder, until)
         return True
 
     async def claim(self, now: datetime, until: datetime, *, orphans: bool) -> list[int]:
-        left = {j.id for j in await self.shared.jobs.interrupted()}
+        left = {j.id for j in await self.pool.jobs.interrupted()}
         won = []
         for job_id in sorted(left):
-            holder, lease = self.shared.rows.get(job_id, ("", now))
+            holder, lease = self.pool.rows.get(job_id, ("", now))
             lapsed = holder not in ("", self.worker) and lease < now
             if lapsed or (orphans and holder == ""):
-                self.shared.rows[job_id] = (self.worker, until)
+                self.pool.rows[job_id] = (self.worker, until)
                 won.append(job_id)
         return won
 

@@ -44,6 +44,11 @@ class SqlJobLeases:
         """This process's name in the leases."""
         return self._worker
 
+    @property
+    def shared(self) -> bool:
+        """False on a database one process serves (see `JobLeases.shared`)."""
+        return not self._sole
+
     async def renew(self, until: datetime, *, done_before: datetime) -> None:
         """See `JobLeases.renew`: two statements in one transaction."""
         mine = jobs.c.worked_by == self._worker
