@@ -220,7 +220,12 @@ class Submitter:
         """
         # Never a second submit across processes: only the job's lease holder sends it, and
         # once the lease is extended here nobody may claim the job for LEASE (bot.core.leases).
-        if self.leases is not None and not await self.leases.keep(job.id, self.clock.now() + LEASE):
+        leases = self.leases
+        if (
+            leases is not None
+            and leases.shared
+            and not await leases.keep(job.id, self.clock.now() + LEASE)
+        ):
             log.warning("job %s: another process took it over; this one stops", job.id)
             raise LeaseLost(job.id)
         sent = await self.ledger.update(

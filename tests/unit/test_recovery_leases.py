@@ -158,3 +158,18 @@ async def test_the_heartbeat_keeps_renewing_after_a_failed_renewal(world: World)
     beating.cancel()
     await asyncio.gather(beating, return_exceptions=True)
     assert leases.renewals >= 2
+
+
+async def test_where_one_process_serves_the_database_nothing_is_fenced_or_renewed(
+    world: World,
+) -> None:
+    api, _, clock, shared = world
+    service, _, leases, _ = process(world, "only")
+    leases.shared = False
+    job = await opened_by(world, service)
+    shared.rows[job.id] = ("an earlier process", clock.now())  # not to be asked: it is dead
+
+    await service.run(job, TICKET)
+    await heartbeat(leases, clock, every=0.01)  # returns at once
+
+    assert len(api.submitted) == 1 and leases.renewals == 0
