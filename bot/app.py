@@ -185,7 +185,8 @@ class Application:
             raise RuntimeError("the bot stopped before it was ready")
         # Only the elected process tracks (see bot.core.leadership); the others stand by.
         self._tasks.append(asyncio.create_task(lead(self.storage.leadership(), self.tracker.run)))
-        self._tasks.append(asyncio.create_task(heartbeat(leases, clock)))
+        if leases.shared:  # several processes on the database: keep this one's leases alive
+            self._tasks.append(asyncio.create_task(heartbeat(leases, clock)))
         # Not in _tasks: a recovery that fails is logged, and the bot runs on. Every process
         # watches for commands a dead process left midway (bot.core.recovery).
         self._recovering = asyncio.create_task(self.recovery.watch(born))
