@@ -117,6 +117,7 @@ class Application:
             clock,
             observer=self.mirror,
             parent_of=lambda channel_id: thread_parent(bot, channel_id),
+            languages=bot.languages,  # the public locale each server chose (/mod language)
         )
         moderation = ModerationService(gate, self.storage.jobs)
         self.presenter = presenter = DiscordPresenter(

@@ -34,8 +34,7 @@ class MjcordError(Exception):
             self.message = message  # an explicit English sentence outranks the class's key
         elif message is not None:
             self.message = message
-            if not message.params:
-                self.member_message = message.text
+            self.member_message = message.plain()
         super().__init__(detail or self.member_message)
         self.detail = detail
 

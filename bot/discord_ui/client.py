@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.followups import recognised
+from bot.core.moderation.languages import ServerLanguages
 from bot.discord_ui.i18n import CommandTranslator
 from bot.discord_ui.tree import MjcordTree, tell
 from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
@@ -101,6 +102,9 @@ class MjcordBot(commands.AutoShardedBot):
         self.dev_guild_id = dev_guild_id
         self.sync_record = sync_record
         self.force_sync = force_sync
+        #: Each server's chosen public language (`/mod language`); the moderation gate keeps
+        #: it, `bot.discord_ui.i18n.where.server_locale` reads it.
+        self.languages = ServerLanguages()
 
     async def setup_hook(self) -> None:
         """Add the cogs and restart-proof buttons, then sync the slash commands if changed."""

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.messages import Code, Stamp, UserRef, msg, plural_msg
+from bot.core.messages import ChannelRefs, Code, Stamp, UserRef, msg, plural_msg
 from bot.discord_ui.i18n.catalog import Catalogues
 from bot.discord_ui.i18n.render import MAX_CODE, code_span, render
 
@@ -78,3 +78,23 @@ def test_a_code_span_is_inert_whatever_the_text(text: str) -> None:
     inner = span[1:-1]
     assert span.startswith("`") and span.endswith("`") and "`" not in inner
     assert "\n" not in span and len(inner) <= MAX_CODE
+
+
+def test_a_message_inside_a_message_is_rendered_in_the_same_locale() -> None:
+    catalogues = Catalogues(
+        "messages",
+        {
+            "ru": {
+                (None, "Wait {span} in {channels}."): "Подождите {span} в {channels}.",
+                (None, "{count} hour"): ("{count} час", "{count} часа", "{count} часов"),
+            }
+        },
+    )
+    wait = msg(
+        "Wait {span} in {channels}.",
+        span=plural_msg("{count} hour", "{count} hours", 5),
+        channels=ChannelRefs((1, 2)),
+    )
+    assert render(wait, "ru", catalogues) == "Подождите 5 часов в <#1>, <#2>."
+    assert render(wait, "de", catalogues) == "Wait 5 hours in <#1>, <#2>."
+    assert wait.plain() == "Wait 5 hours in <#1>, <#2>."

@@ -147,6 +147,8 @@ mod_settings = Table(
     Column("default_mode", String(32), nullable=False),
     Column("log_channel_id", BigInteger, nullable=False),
     Column("moderator_role_id", BigInteger, nullable=False),
+    # The public language a moderator chose (a Discord locale); empty: Discord's server setting.
+    Column("language", String(16), nullable=False, server_default=""),
     Column("serial", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=True),
 )

@@ -3,8 +3,10 @@
 Lookup: the `messages` catalogue of the exact locale, else the English key itself. Parameters
 are rendered to Discord markup here and only here: a `Stamp` becomes `<t:…:R>`, a `Code` an
 inline code span that its own backticks cannot break out of, a `UserRef` a mention (sent with
-pings disabled). A translation that names a placeholder its English lacks is a catalogue bug
-the test suite catches; at run time the English is used instead, never an exception.
+pings disabled), `ChannelRefs` channel links, and a `Message` inside a message (a duration, a
+quota) is rendered in the same locale. A translation that names a placeholder its English
+lacks is a catalogue bug the test suite catches; at run time the English is used instead, never
+an exception.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from functools import cache
 
 from babel.messages.plurals import get_plural
 
-from bot.core.messages import Code, Codes, Message, Param, Stamp, UserRef
+from bot.core.messages import ChannelRefs, Code, Codes, Message, Param, Stamp, UserRef
 from bot.discord_ui.i18n.catalog import Catalogues, load_catalogues
 
 log = logging.getLogger(__name__)
@@ -36,8 +38,12 @@ def code_span(text: str) -> str:
     return f"`{flat}`" if flat else "` `"
 
 
-def render_param(value: Param) -> str:
-    """One parameter as Discord text."""
+def render_param(value: Param, locale: str = "en-US", catalogues: Catalogues | None = None) -> str:
+    """One parameter as Discord text (a message inside a message in the same `locale`)."""
+    if isinstance(value, Message):
+        return render(value, locale, catalogues)
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
     if isinstance(value, Stamp):
         return f"<t:{int(value.at.timestamp())}:{value.style}>"
     if isinstance(value, Code):
@@ -75,7 +81,7 @@ def template(message: Message, locale: str, catalogues: Catalogues | None = None
 
 def render(message: Message, locale: str, catalogues: Catalogues | None = None) -> str:
     """The message as Discord text in `locale`."""
-    values = {name: render_param(value) for name, value in message.params}
+    values = {name: render_param(value, locale, catalogues) for name, value in message.params}
     text = template(message, locale, catalogues)
     try:
         return text.format_map(values)

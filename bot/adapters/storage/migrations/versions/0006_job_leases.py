@@ -2,7 +2,7 @@
 bot.core.leases); the unused finish-post claim column goes.
 
 Revision ID: 0006
-Revises: 0004
+Revises: 0005
 Create Date: 2026-12-01
 
 Frozen: states the columns as they are at revision 0006 and does not import schema.py. The new
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0006"
-down_revision = "0004"
+down_revision = "0005"
 branch_labels = None
 depends_on = None
 
