@@ -30,6 +30,7 @@ from bot.core.jobs import (
     ReferenceImage,
     Submission,
 )
+from bot.core.leases import LEASE, JobLeases, LeaseLost
 from bot.core.ledger import Ledger
 from bot.core.ports import Clock, Gate, ImageApi, ImageFiles, ImagineRequest, Ticket
 
@@ -94,8 +95,11 @@ class Submitter:
         files: ImageFiles | None = None,
         max_reference_bytes: int = DEFAULT_MAX_REFERENCE_BYTES,
         notify_hook: str | None = None,
+        leases: JobLeases | None = None,
     ) -> None:
         self.api = api
+        # Several processes on one database: the submit is fenced by the job's lease.
+        self.leases = leases
         self.ledger = ledger
         self.gate = gate
         self.clock = clock
@@ -207,6 +211,16 @@ class Submitter:
         On refusal the job is recorded as failed (nothing left to post: the member is told at
         once), settled with the gate, and the error is raised again.
         """
+        # Never a second submit across processes: only the job's lease holder sends it, and
+        # once the lease is extended here nobody may claim the job for LEASE (bot.core.leases).
+        leases = self.leases
+        if (
+            leases is not None
+            and leases.shared
+            and not await leases.keep(job.id, self.clock.now() + LEASE)
+        ):
+            log.warning("job %s: another process took it over; this one stops", job.id)
+            raise LeaseLost(job.id)
         sent = await self.ledger.update(
             job.id, lambda j: dataclasses.replace(j, sent_at=self.clock.now())
         )

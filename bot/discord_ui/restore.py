@@ -55,12 +55,9 @@ class DiscordPlaces:
         reply_id = job.route.reply_message_id or await self._reply(job)
         if not reply_id:
             return
-        channel = self._bot.get_partial_messageable(
-            job.route.channel_id, guild_id=job.route.guild_id
-        )
         if not job.route.thread_id and not job.route.no_thread:
             locale = server_locale(self._bot, job.route.guild_id)
-            await open_thread(channel.get_partial_message(reply_id), job, self._service, locale)
+            await open_thread(await self._threadable(job, reply_id), job, self._service, locale)
         fresh = await self._service.ledger.repo.get(job.id)
         if fresh is not None and not fresh.route.status_message_id:
             where = self._bot.get_partial_messageable(
@@ -100,6 +97,24 @@ class DiscordPlaces:
         await self._service.place(job.id, reply_message_id=fresh.id)
         log.info("job %s: token expired; posted a fresh reply", job.id)
         return fresh.id
+
+    async def _threadable(self, job: Job, reply_id: int) -> discord.PartialMessage:
+        """The reply as a message a thread can be opened on. discord.py opens one only on a
+        message whose server it knows; a process that does not run the server's shard (one
+        carrying on a dead process's command) has no such server cached, so it reads the
+        channel from Discord first."""
+        channel: object = self._bot.get_channel(job.route.channel_id)
+        if channel is None:
+            try:
+                channel = await self._bot.fetch_channel(job.route.channel_id)
+            except discord.HTTPException as exc:
+                log.info("job %s: could not read its channel: %s", job.id, exc)
+        if isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            return channel.get_partial_message(reply_id)
+        partial = self._bot.get_partial_messageable(
+            job.route.channel_id, guild_id=job.route.guild_id
+        )
+        return partial.get_partial_message(reply_id)
 
     async def _tell_refused(self, job: Job) -> None:
         """A job refused before its reply was made, by a process that died before telling the
