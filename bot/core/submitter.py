@@ -123,6 +123,22 @@ class Submitter:
             lambda j: dataclasses.replace(j, route=dataclasses.replace(j.route, **route_fields)),  # type: ignore[arg-type]
         )
 
+    async def place_status(self, job_id: int, message_id: int) -> Job | None:
+        """Record the job's status message unless one is recorded already: two processes may
+        both post one (a stalled process and the one that took its job over, see leases.py);
+        the first recorded stays. None: this one was not recorded (another stands, or the job is
+        gone), and the caller deletes it."""
+        return await self.ledger.update(
+            job_id,
+            lambda j: (
+                j
+                if j.route.status_message_id
+                else dataclasses.replace(
+                    j, route=dataclasses.replace(j.route, status_message_id=message_id)
+                )
+            ),
+        )
+
     async def choose_mode(self, job_id: int, mode: Mode) -> Job | None:
         """Record the mode the job uses (the server's default, read after the job was opened)."""
         return await self.ledger.update(job_id, lambda j: dataclasses.replace(j, mode=mode))

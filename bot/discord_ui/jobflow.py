@@ -172,13 +172,20 @@ async def post_status(
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)
         return
-    current = await service.place(job.id, status_message_id=status.id)
+    current = await service.place_status(job.id, status.id)
+    if current is None:
+        # Another process took this job over and posted its status message first: one stays.
+        log.info("job %s: a status message was already recorded; removing this one", job.id)
+        try:
+            await status.delete()
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not remove a second status message: %s", job.id, exc)
+        return
     # The job may have moved on while the status message was on its way (a slow or retried
     # send): bring the message up to date once.
-    if current is not None:
-        text = status_content(current, locale)
-        if text != status_content(job, locale):
-            try:
-                await status.edit(content=text, allowed_mentions=NO_PINGS)
-            except discord.HTTPException as exc:
-                log.info("job %s: could not refresh the status message: %s", job.id, exc)
+    text = status_content(current, locale)
+    if text != status_content(job, locale):
+        try:
+            await status.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not refresh the status message: %s", job.id, exc)

@@ -173,3 +173,18 @@ async def test_where_one_process_serves_the_database_nothing_is_fenced_or_renewe
     await heartbeat(leases, clock, every=0.01)  # returns at once
 
     assert len(api.submitted) == 1 and leases.renewals == 0
+
+
+async def test_of_two_status_messages_posted_for_one_job_the_first_recorded_stays(
+    world: World,
+) -> None:
+    """A stalled process and the one that took its job over may both post a status message;
+    the ledger keeps the first recorded, so the second poster knows to delete its own."""
+    stalled, _, _, _ = process(world, "stalled")
+    taker, _, _, _ = process(world, "taker")
+    job = await opened_by(world, stalled)
+    first = await taker.place_status(job.id, 1001)
+    second = await stalled.place_status(job.id, 1002)
+    assert first is not None and first.route.status_message_id == 1001
+    assert second is None  # not recorded: its poster deletes it
+    assert (await taker.ledger.repo.get(job.id)).route.status_message_id == 1001  # type: ignore[union-attr]
