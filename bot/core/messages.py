@@ -40,6 +40,13 @@ class Codes:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A slash command's option, named as the member's client shows it (`image1`, `画像1`)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserRef:
     """A member, shown as a mention (messages are sent with pings disabled)."""
 
@@ -55,7 +62,9 @@ class ChannelRefs:
 
 #: A parameter; a `Message` inside a message is rendered in the same locale (a duration, a
 #: quota's wording inside a sentence).
-Param: TypeAlias = "str | int | float | Stamp | Code | Codes | UserRef | ChannelRefs | Message"
+Param: TypeAlias = (
+    "str | int | float | Stamp | Code | Codes | Option | UserRef | ChannelRefs | Message"
+)
 
 
 def _plain(value: Param) -> str:
@@ -69,6 +78,8 @@ def _plain(value: Param) -> str:
         return ", ".join(f"`{text}`" for text in value.texts)
     if isinstance(value, UserRef):
         return f"<@{value.user_id}>"
+    if isinstance(value, Option):
+        return value.name
     if isinstance(value, ChannelRefs):
         return ", ".join(f"<#{c}>" for c in value.channel_ids)
     return str(value)

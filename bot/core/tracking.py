@@ -45,6 +45,7 @@ from datetime import datetime, timedelta
 from bot.core.errors import TaskNotFound
 from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
+from bot.core.messages import msg
 from bot.core.pacing import MAX_BACKOFF, MIN_REQUESTS_PER_SECOND, OutageNotices, Pacer, Sleep
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
 from bot.core.watchlist import (
@@ -59,7 +60,8 @@ from bot.core.watchlist import (
 
 log = logging.getLogger(__name__)
 
-RESTART_REASON = "The bot restarted before the image service confirmed this job."
+# A failure reason kept in the ledger in English; its own catalogue key (see recovery.py).
+RESTART_REASON = msg("The bot restarted before the image service confirmed this job.").text
 #: How long a finished job waits for its command to record where its messages live (reply,
 #: thread); past it (the command died midway), the outcome goes to the channel.
 PLACEMENT_GRACE = timedelta(seconds=30)

@@ -18,6 +18,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.followups import recognised
+from bot.core.messages import msg
 from bot.core.moderation.languages import ServerLanguages
 from bot.discord_ui.i18n import CommandTranslator
 from bot.discord_ui.tree import MjcordTree, tell
@@ -26,9 +27,11 @@ from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
 log = logging.getLogger(__name__)
 
 #: Answers of the fallback, by what was left unanswered.
-UNKNOWN_BUTTON = "I don't recognise this button; it may be from an older message. Please try again."
-EXPIRED_FORM = "This form has expired (I may have restarted). Please press the button again."
-NOT_ANSWERED = "I could not handle that; please try again."
+UNKNOWN_BUTTON = msg(
+    "I don't recognise this button; it may be from an older message. Please try again."
+)
+EXPIRED_FORM = msg("This form has expired (I may have restarted). Please press the button again.")
+NOT_ANSWERED = msg("I could not handle that; please try again.")
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:

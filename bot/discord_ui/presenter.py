@@ -20,8 +20,10 @@ import discord
 
 from bot.core.errors import ApiError
 from bot.core.jobs import Job, JobStatus, PostState
+from bot.core.messages import Message, Stamp, msg
 from bot.core.ports import ImageFiles
 from bot.discord_ui.budget import EditBudget
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
 from bot.discord_ui.views import continue_view, result_view
@@ -32,19 +34,24 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Discord's JSON error code for "Request entity too large" (the upload limit).
 TOO_LARGE_CODE = 40005
 
-# Why a finish post is not what or where the member expects, in their words. A size is blamed
-# only when size was the reason.
-TOO_LARGE = "It was too large to upload here"
-NO_FILES = "I'm not allowed to attach files here"
-NOT_FETCHED = "I couldn't fetch the image from the image service to attach it"
-NOT_IN_THREAD = "I'm not allowed to post the image in this job's thread, so it is here instead."
-THREAD_GONE = "This job's thread is gone, so it is here instead."
+# Why a finish post is not what or where the member expects, in their words (rendered in the
+# server's language with the image's {link}). A size is blamed only when size was the reason.
+TOO_LARGE = msg("It was too large to upload here, so here is a link: {link}", link="")
+NO_FILES = msg("I'm not allowed to attach files here, so here is a link: {link}", link="")
+NOT_FETCHED = msg(
+    "I couldn't fetch the image from the image service to attach it, so here is a link: {link}",
+    link="",
+)
+NOT_IN_THREAD = msg(
+    "I'm not allowed to post the image in this job's thread, so it is here instead."
+)
+THREAD_GONE = msg("This job's thread is gone, so it is here instead.")
 HISTORY_LOOKBACK = 50
 # Discord's JSON error codes (docs/topics/opcodes-and-status-codes.md).
 UNKNOWN_MESSAGE = 10008
 THREAD_ARCHIVED = 50083
 THREAD_LOCKED = 160005
-LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
+LOCKED_NOTE = msg("The thread for this job is locked, so the result is posted here.")
 
 
 #: A waiting status edit drops the job's texts above this many characters (see _slim).
@@ -97,7 +104,7 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
-        self._outage_note = ""  # appended to every status message during a long outage
+        self._outage_since: datetime | None = None  # a long outage, noted on status messages
         self._finishing = 0  # finish posts under way; status edits wait for none
         self._shown: dict[int, int] = {}  # job id → what its status message shows (a hash)
         self._edit_locks: dict[int, asyncio.Lock] = {}  # job id → its status edits, in order
@@ -146,12 +153,7 @@ class DiscordPresenter:
     async def show_outage(self, since: datetime | None, jobs: Sequence[Job]) -> None:
         """Note on these jobs' status messages that the image service is down since `since`
         (once per outage, queued like progress); with None, take the note away."""
-        self._outage_note = (
-            ""
-            if since is None
-            else f"\n-# ⚠️ The image service has not answered since <t:{int(since.timestamp())}:R>;"
-            " this job carries on when it is back."
-        )
+        self._outage_since = since
         for job in jobs:
             await self.show_progress(job)
 
@@ -159,7 +161,20 @@ class DiscordPresenter:
         """What the job's status message would show, as a hash (text, preview, button)."""
         preview = job.image_url if job.status is JobStatus.IN_PROGRESS else None
         modal = job.status is JobStatus.MODAL
-        return hash((status_content(job, self._locale(job)), self._outage_note, preview, modal))
+        return hash((self._status_text(job), preview, modal))
+
+    def _status_text(self, job: Job) -> str:
+        """The status message's text in the server's language, with the outage note if any."""
+        locale = self._locale(job)
+        text = status_content(job, locale)
+        if self._outage_since is not None:
+            note = msg(
+                "⚠️ The image service has not answered since {since}; "
+                "this job carries on when it is back.",
+                since=Stamp(self._outage_since),
+            )
+            text += f"\n-# {render(note, locale)}"
+        return text
 
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
@@ -255,11 +270,13 @@ class DiscordPresenter:
         message = channel.get_partial_message(job.route.status_message_id)
         embed = None
         if job.status is JobStatus.IN_PROGRESS and job.image_url:
-            embed = discord.Embed(title="Preview").set_image(url=job.image_url)
+            # TRANSLATORS: an embed's title, at most 256 characters.
+            title = render(msg("Preview"), self._locale(job))
+            embed = discord.Embed(title=title).set_image(url=job.image_url)
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
-            view = continue_view(job) if job.status is JobStatus.MODAL else None
-            content = status_content(job, self._locale(job)) + self._outage_note
+            view = continue_view(job, self._locale(job)) if job.status is JobStatus.MODAL else None
+            content = self._status_text(job)
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
@@ -333,7 +350,7 @@ class DiscordPresenter:
         *,
         file: discord.File | None = None,
         link: str | None = None,
-        why: str = "",
+        why: Message | None = None,
     ) -> int:
         """Send to the thread; if it is gone or refuses, to the channel, saying so; if that is
         gone too, give up (0). Raises _Refused when the file itself cannot go anywhere."""
@@ -345,8 +362,8 @@ class DiscordPresenter:
             "nonce": job.post_nonce,
         }
         if job.status is JobStatus.SUCCEEDED and (job.buttons or job.action == "DESCRIBE"):
-            kwargs["view"] = result_view(job)
-        note = ""
+            kwargs["view"] = result_view(job, self._locale(job))
+        note: Message | None = None
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
             content = finish_content(job, link=link, why=why, note=note, locale=self._locale(job))
@@ -454,6 +471,6 @@ def _slim(job: Job) -> Job:
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
 
-    def __init__(self, detail: str, why: str) -> None:
+    def __init__(self, detail: str, why: Message) -> None:
         super().__init__(detail)
         self.why = why  # the member's sentence: why the image is linked, not attached
