@@ -188,6 +188,7 @@ class WatchedView:
     def __init__(self, store: TrackingStore) -> None:
         self._store = store
         self._view: list[Watched] = []
+        self._owners: dict[str, int] | None = None  # task id → job id, made when first asked
         self._version: tuple[int, ...] = ()
         self._since_full = 0
 
@@ -197,8 +198,16 @@ class WatchedView:
         self._since_full += 1
         if version != self._version or self._since_full >= FULL_READ_EVERY:
             self._view = await self._store.watched()
+            self._owners = None
             self._version, self._since_full = version, 0
         return self._view
+
+    def owner(self, task_id: str) -> int | None:
+        """The id of the job the last read saw owning `task_id` (it may have finished since);
+        None when it saw none (the job may be newer than the read)."""
+        if self._owners is None:
+            self._owners = {w.task_id: w.id for w in self._view}
+        return self._owners.get(task_id)
 
 
 class Absorber:
