@@ -215,6 +215,26 @@ async def test_a_hint_for_no_tracked_job_is_refused_without_an_api_call() -> Non
     assert w.api.fetches == [] and w.api.lists == []
 
 
+async def test_a_hint_finds_a_tracked_job_in_the_cycles_view_without_a_ledger_read() -> None:
+    """A burst of callbacks costs no ledger read each (issue 12's finish-1000): the owner of a
+    tracked task comes from the last cycle's view; a job newer than the view from the ledger."""
+    w = World(jobs=3)
+    await w.tracker.poll_once()
+    asked: list[str] = []
+    by_task_id = w.jobs.by_task_id
+
+    async def counted(task_id: str) -> Job | None:
+        asked.append(task_id)
+        return await by_task_id(task_id)
+
+    w.jobs.by_task_id = counted  # type: ignore[method-assign]
+    assert await w.tracker.hint("1730621718100001") is True
+    assert asked == [] and w.tracker._hinted == {"1730621718100001": 2}
+    newer = w.add("1730621718199999")  # accepted after the cycle read its view
+    assert await w.tracker.hint("1730621718199999") is True
+    assert asked == ["1730621718199999"] and w.tracker._hinted["1730621718199999"] == newer.id
+
+
 async def test_a_hint_acts_on_what_the_api_says_not_on_the_callback() -> None:
     w = World()
     job = w.add("1730621718151844")
