@@ -32,6 +32,7 @@ from bot.core.moderation import (
     decide_quota,
 )
 from bot.core.moderation import settings as change
+from bot.core.moderation.service import Deletion
 from bot.core.ports import ModerationRepository, Ticket
 from bot.discord_ui.i18n.render import render
 from tests.integration import test_storage as base
@@ -518,3 +519,38 @@ async def test_moderator_actions_refuse_bad_targets_and_numbers_and_change_nothi
     assert await storage.moderation.bans(G, clock.now()) == []
     assert await storage.moderation.policy(G) == before
     assert (await storage.moderation.usage(G, V, clock.now())).credits == 0
+
+
+class Results:
+    """Result messages that are all there to delete."""
+
+    def __init__(self) -> None:
+        self.deleted: list[int] = []
+
+    async def delete(self, guild_id: int, channel_id: int, message_id: int) -> Deletion:
+        self.deleted.append(message_id)
+        return Deletion.DELETED
+
+
+@pytest.mark.parametrize(
+    ("post_state", "message_id", "answer"),
+    [
+        (PostState.NONE, 0, "Job {job} has no posted result to delete."),
+        # The outcome is known and on its way: the moderator may already see it.
+        (PostState.INTENT, 0, "Job {job}'s result is still being posted."),
+        (PostState.POSTED, 555, "Job {job}'s result is deleted."),
+    ],
+)
+async def test_deleting_a_result_says_where_the_result_stands(
+    storage: Storage, post_state: PostState, message_id: int, answer: str
+) -> None:
+    mods = ModerationService(ModerationGate(storage.moderation, FakeClock()), storage.jobs)
+    made = await storage.jobs.add(
+        dataclasses.replace(
+            job(0, JobStatus.SUCCEEDED), post_state=post_state, result_message_id=message_id
+        )
+    )
+    results = Results()
+    said = render(await mods.delete_result(MOD, made.id, results), "en-US")
+    assert said.startswith(answer.format(job=made.id))
+    assert results.deleted == ([message_id] if message_id else [])

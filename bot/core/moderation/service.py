@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.core.jobs import Job
+from bot.core.jobs import Job, PostState
 from bot.core.messages import Code, Message, UserRef, msg
 from bot.core.moderation import bounds
 from bot.core.moderation.audit import AuditEntry, AuditKind, UsageReport
@@ -276,6 +276,13 @@ class ModerationService:
         await self.require_moderator(ticket)
         job = await self._job(ticket, job_id)
         if not job.result_message_id:
+            if job.post_state is PostState.INTENT:
+                # Its outcome is known and on its way (or posted a moment ago, its message id
+                # not yet recorded): the moderator can see it, so "no result" would be wrong.
+                return msg(
+                    "Job {job}'s result is still being posted. Please try again in a minute.",
+                    job=job.id,
+                )
             return msg("Job {job} has no posted result to delete.", job=job.id)
         outcome = await results.delete(
             ticket.guild_id, job.route.post_channel_id, job.result_message_id
