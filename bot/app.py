@@ -19,6 +19,7 @@ from bot.adapters.storage import Storage, open_storage
 from bot.adapters.web import WebServer
 from bot.core.gate import ModerationGate, ModerationService
 from bot.core.leadership import lead
+from bot.core.leases import heartbeat
 from bot.core.ledger import Ledger
 from bot.core.recovery import Recovery
 from bot.core.services import ActionService, ImagineService, SystemClock
@@ -116,17 +117,22 @@ class Application:
             clock,
             observer=self.mirror,
             parent_of=lambda channel_id: thread_parent(bot, channel_id),
+            languages=bot.languages,  # the public locale each server chose (/mod language)
         )
         moderation = ModerationService(gate, self.storage.jobs)
         self.presenter = presenter = DiscordPresenter(
-            bot, files, min_edit_interval=self._min_edit_interval
+            bot, files, min_edit_interval=self._min_edit_interval, load=self.storage.jobs.many
         )
         # The one notifyHook URL every submit sends (None: callbacks off, polling only).
         notify_hook = s.callback_url
+        # Each job's steps are leased to this process while it works on them, so another
+        # process finishes them if this one dies (bot.core.leases, bot.core.recovery).
+        leases = self.storage.leases()
         submitting: dict[str, Any] = {
             "files": files,
             "max_reference_bytes": s.max_reference_bytes,
             "notify_hook": notify_hook,
+            "leases": leases,
         }
         service = ImagineService(self.api, ledger, gate, clock, **submitting)
         self.tracker = Tracker(
@@ -140,12 +146,13 @@ class Application:
             chunk_size=s.mj_chunk_size,
             callbacks=notify_hook is not None,
         )
-        # What an earlier process left midway is carried on from its last recorded step.
+        # What an earlier or a dead process left midway is carried on from its last step.
         self.recovery = Recovery(
             service,
             DiscordPlaces(bot, service, clock),
             clock,
             timeout=timedelta(minutes=s.mj_task_timeout),
+            leases=leases,
         )
         born = clock.now()
         actions = ActionService(self.api, ledger, gate, clock, **submitting)
@@ -179,8 +186,11 @@ class Application:
             raise RuntimeError("the bot stopped before it was ready")
         # Only the elected process tracks (see bot.core.leadership); the others stand by.
         self._tasks.append(asyncio.create_task(lead(self.storage.leadership(), self.tracker.run)))
-        # Not in _tasks: recovery ends when it is done, and the bot runs on.
-        self._recovering = asyncio.create_task(self.recovery.run(born))
+        if leases.shared:  # several processes on the database: keep this one's leases alive
+            self._tasks.append(asyncio.create_task(heartbeat(leases, clock)))
+        # Not in _tasks: a recovery that fails is logged, and the bot runs on. Every process
+        # watches for commands a dead process left midway (bot.core.recovery).
+        self._recovering = asyncio.create_task(self.recovery.watch(born))
         log.info("mjcord is ready as %s", bot.user)
 
     async def wait(self) -> None:

@@ -14,7 +14,15 @@ from PIL import Image
 from yarl import URL
 
 from bot.core.errors import Unavailable
-from bot.core.images import DEFAULT_MAX_PIXELS, AttachmentFault, image_size, pixel_problem
+from bot.core.images import (
+    DEFAULT_MAX_PIXELS,
+    NOT_DOWNLOADED,
+    AttachmentFault,
+    image_size,
+    pixel_problem,
+    too_big,
+)
+from bot.core.messages import Message, msg
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +58,7 @@ class HttpImages:
         if host not in self._hosts:
             raise AttachmentFault(
                 f"attachment host {host!r} not allowed",
-                problem="is not on Discord's CDN, so I can't use it.",
+                problem=msg("{option}: {file} is not on Discord's CDN, so I can't use it."),
             )
         try:
             return await self._get(
@@ -61,16 +69,20 @@ class HttpImages:
         except _BadStatus as exc:
             raise AttachmentFault(str(exc), problem=exc.problem) from None
         except TimeoutError:
+            seconds = f"{self._seconds:g}"
             raise AttachmentFault(
-                f"attachment download timed out after {self._seconds:g} s",
-                problem=f"took longer than {self._seconds:g} s to download. Please try again.",
+                f"attachment download timed out after {seconds} s",
+                problem=msg(
+                    "{option}: {file} took longer than {seconds} s to download. Please try again.",
+                    seconds=seconds,
+                ),
             ) from None
         except (aiohttp.ClientError, RuntimeError) as exc:
             # aiohttp raises a bare RuntimeError("Connection closed.") when the connection or
             # session closes mid-read.
             raise AttachmentFault(
                 f"attachment download failed: {exc!r}",
-                problem="could not be downloaded. Please upload it again.",
+                problem=NOT_DOWNLOADED,
             ) from None
 
     async def download(self, url: str) -> bytes:
@@ -96,7 +108,7 @@ class HttpImages:
             if declared > max_bytes:
                 raise _TooBig(
                     f"{declared} bytes > {max_bytes}",
-                    problem=f"is {_mb(declared)} MB; the limit is {_mb(max_bytes)} MB.",
+                    problem=too_big(declared, max_bytes),
                 )
             buffer = bytearray()
             sized = max_pixels is None
@@ -105,7 +117,10 @@ class HttpImages:
                 if len(buffer) > max_bytes:
                     raise _TooBig(
                         f"more than {max_bytes} bytes (declared {declared})",
-                        problem=f"is larger than the limit of {_mb(max_bytes)} MB.",
+                        problem=msg(
+                            "{option}: {file} is larger than the limit of {limit} MB.",
+                            limit=_mb(max_bytes),
+                        ),
                     )
                 if not sized and max_pixels is not None:
                     sized = _check_pixels(bytes(buffer), max_pixels)
@@ -132,21 +147,26 @@ def _mb(size: int) -> str:
 class _BadStatus(Exception):
     def __init__(self, status: int, host: str) -> None:
         super().__init__(f"HTTP {status} from {host}")
+        self.problem: Message
         if 300 <= status < 400:
-            self.problem = (
-                "is not on Discord's CDN (its link redirects elsewhere), so I can't use it."
+            self.problem = msg(
+                "{option}: {file} is not on Discord's CDN (its link redirects elsewhere), "
+                "so I can't use it."
             )
         elif status in (403, 404, 410):
-            self.problem = "is no longer on Discord's CDN. Please attach it again."
+            self.problem = msg(
+                "{option}: {file} is no longer on Discord's CDN. Please attach it again."
+            )
         else:
-            self.problem = (
-                f"could not be downloaded (Discord's CDN answered HTTP {status}). "
-                "Please try again in a minute."
+            self.problem = msg(
+                "{option}: {file} could not be downloaded (Discord's CDN answered HTTP {status}). "
+                "Please try again in a minute.",
+                status=status,
             )
 
 
 class _TooBig(Exception):
-    def __init__(self, detail: str, *, problem: str) -> None:
+    def __init__(self, detail: str, *, problem: Message) -> None:
         super().__init__(detail)
         self.problem = problem
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from bot.core.messages import Code, Codes, Message, msg
+from bot.core.messages import Code, Codes, Message, msg, plural_msg
 
 
 class MjcordError(Exception):
@@ -17,14 +17,17 @@ class MjcordError(Exception):
     for logs and for errors not yet in the catalogue (shown to the member as is).
     """
 
+    message: Message | None = msg("Something went wrong. Please try again in a minute.")
     member_message = "Something went wrong. Please try again in a minute."
-    message: Message | None = None
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         super().__init_subclass__(**kwargs)
-        # A class that declares its sentence as a message has it in English for free.
-        if "message" in cls.__dict__ and cls.message is not None and not cls.message.params:
-            cls.member_message = cls.message.text
+        # A class that declares its sentence as a message has it in English for free; one that
+        # declares only an English sentence is shown that, not an inherited key.
+        if "message" in cls.__dict__ and cls.message is not None:
+            cls.member_message = cls.message.plain()
+        elif "member_message" in cls.__dict__:
+            cls.message = None
 
     def __init__(
         self, detail: str = "", *, member_message: str | None = None, message: Message | None = None
@@ -34,8 +37,7 @@ class MjcordError(Exception):
             self.message = message  # an explicit English sentence outranks the class's key
         elif message is not None:
             self.message = message
-            if not message.params:
-                self.member_message = message.text
+            self.member_message = message.plain()
         super().__init__(detail or self.member_message)
         self.detail = detail
 
@@ -186,6 +188,9 @@ def failure_messages(reason: str) -> tuple[Message, ...]:
     """
     sentence = _sentence(reason)
     if sentence is None:
+        timed_out = _TIMED_OUT.fullmatch(reason)
+        if timed_out is not None:
+            return (_time_limit(int(timed_out["count"]), timed_out["unit"]),)
         if reason.startswith("The "):
             return (Message(reason),)
         sentence = _GENERIC
@@ -193,6 +198,27 @@ def failure_messages(reason: str) -> tuple[Message, ...]:
     if not shown:
         return (sentence,)
     return sentence, msg("The image service said: {shown}", shown=Code(shown))
+
+
+# The tracker's own time-limit reason (bot.core.tracking, `Tracker._time_out`), kept in the
+# ledger in English: read back into a plural message so the number agrees in every language.
+_TIMED_OUT = re.compile(
+    r"The image service did not finish this job within (?P<count>\d+) (?P<unit>seconds?|minutes)\."
+)
+
+
+def _time_limit(count: int, unit: str) -> Message:
+    if unit.startswith("second"):
+        return plural_msg(
+            "The image service did not finish this job within {count} second.",
+            "The image service did not finish this job within {count} seconds.",
+            count,
+        )
+    return plural_msg(
+        "The image service did not finish this job within {count} minute.",
+        "The image service did not finish this job within {count} minutes.",
+        count,
+    )
 
 
 def _sentence(reason: str) -> Message | None:

@@ -8,7 +8,9 @@ import enum
 import re
 from dataclasses import dataclass
 
+from bot.core.errors import Refused
 from bot.core.jobs import Button
+from bot.core.messages import Message, msg
 
 # customId shapes (docs/mj-api.md §2.3) → the action of the job a press makes.
 _ACTIONS: tuple[tuple[str, str], ...] = (
@@ -34,6 +36,8 @@ _HIDDEN = (
     "MJ::JOB::animate",
 )
 
+#: Families whose button Midjourney labels with words (see `ButtonKind.worded`).
+_WORDED = frozenset({"high_variation", "low_variation", "Outpaint", "CustomZoom"})
 _ZOOM_FLAG = re.compile(r"\s*--zoom\s+\S+")
 _NUMBERED = re.compile(r"(?:^|\n)\s*(?:[1-9]\ufe0f?\u20e3|[1-9][.)])\s*")
 
@@ -69,28 +73,59 @@ class ButtonKind:
         return self.family == "variation"
 
     @property
-    def label(self) -> str:
+    def label(self) -> Message:
         """The press in words: "Upscale 2", "Vary (Strong)", "Zoom out 2x", "Pan left" …"""
         match self.family:
             case "upsample":
-                return f"Upscale {self.number}"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Upscale {number}", number=self.number)
             case "variation":
-                return f"Variation {self.number}"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Variation {number}", number=self.number)
             case "reroll":
-                return "Reroll"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Reroll")
             case "high_variation":
-                return "Vary (Strong)"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Vary (Strong)")
             case "low_variation":
-                return "Vary (Subtle)"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Vary (Subtle)")
+            case "Outpaint" if self.number == "75":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Zoom out 1.5x")
             case "Outpaint":
-                return "Zoom out 1.5x" if self.number == "75" else "Zoom out 2x"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Zoom out 2x")
             case "CustomZoom":
-                return "Custom zoom"
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Custom zoom")
+            case "pan_left":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Pan left")
+            case "pan_right":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Pan right")
+            case "pan_up":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Pan up")
+            case "pan_down":
+                # TRANSLATORS: a button's label, at most 80 characters.
+                return msg("Pan down")
+        if self.family.startswith("upsample_") and "creative" in self.family:
+            # TRANSLATORS: a button's label, at most 80 characters.
+            return msg("Upscale (Creative)")
         if self.family.startswith("upsample_"):
-            return "Upscale (Creative)" if "creative" in self.family else "Upscale (Subtle)"
-        if self.family.startswith("pan_"):
-            return f"Pan {self.family.removeprefix('pan_')}"
-        return "Follow-up"
+            # TRANSLATORS: a button's label, at most 80 characters.
+            return msg("Upscale (Subtle)")
+        # TRANSLATORS: a button's label, at most 80 characters.
+        return msg("Follow-up")
+
+    @property
+    def worded(self) -> bool:
+        """True when Midjourney's own label for this button is words (Vary (Strong), Zoom Out
+        2x …), which members read in their language; U1, V1, 🔄 and arrows are not."""
+        return self.family in _WORDED or self.family.startswith("upsample_")
 
 
 def button_kind(custom_id: str) -> ButtonKind:
@@ -123,14 +158,17 @@ def needs_prompt(custom_id: str) -> bool:
 def zoom_prompt(prompt: str, zoom: str) -> str:
     """The Custom Zoom prompt: `prompt` with its `--zoom` set to `zoom` (a number from 1 to 2).
 
-    Raises ValueError with a member sentence when `zoom` is not such a number.
+    Raises `Refused` (the member's sentence says what a zoom is) when `zoom` is not such a
+    number.
     """
     try:
         value = float(zoom.strip())
     except ValueError:
         value = 0.0
     if not 1.0 <= value <= 2.0:
-        raise ValueError("The zoom must be a number from 1 to 2, such as 1.5.")
+        raise Refused(
+            f"zoom {zoom!r}", message=msg("The zoom must be a number from 1 to 2, such as 1.5.")
+        )
     base = _ZOOM_FLAG.sub("", prompt).strip()
     return f"{base} --zoom {value:g}".strip()
 

@@ -14,17 +14,21 @@ import struct
 
 from bot.core.errors import DownloadError, ImageRejected
 from bot.core.jobs import ReferenceImage
+from bot.core.messages import Code, Message, Option, msg
 
 __all__ = [
     "ACCEPTED_TYPES",
     "DEFAULT_MAX_PIXELS",
+    "NOT_DOWNLOADED",
     "AttachmentFault",
+    "about",
     "check_reference",
     "image_size",
     "pixel_problem",
     "safe_filename",
     "sniff",
     "to_data_uri",
+    "too_big",
 ]
 
 #: MAX_REFERENCE_MEGAPIXELS' default: 50 million pixels (e.g. 7071×7071).
@@ -136,6 +140,32 @@ def _megabytes(size: int) -> str:
     return text[:-2] if text.endswith(".0") else text
 
 
+def about(option: str, filename: str, problem: Message) -> Message:
+    """`problem` (a sentence with `{option}` and `{file}` placeholders) naming the option and
+    the file: `image2: `cat.png` is …`."""
+    named = (("option", Option(option)), ("file", Code(safe_filename(filename))))
+    return Message(problem.text, (*named, *problem.params), problem.plural)
+
+
+def too_big(size: int, limit: int) -> Message:
+    """A file over the size limit (the problem, to name with `about`)."""
+    return msg(
+        "{option}: {file} is {size} MB; the limit is {limit} MB.",
+        size=_megabytes(size),
+        limit=_megabytes(limit),
+    )
+
+
+#: Why an attachment is refused, before the option and file are known (see `about`).
+NOT_DOWNLOADED = msg("{option}: {file} could not be downloaded. Please upload it again.")
+_EMPTY = msg("{option}: {file} is empty. Please upload it again.")
+_CUT = msg("{option}: {file} is incomplete (the file was cut off). Please upload it again.")
+_NOT_IMAGE = msg("{option}: {file} is not a PNG, JPEG, WebP or GIF image.")
+_NO_SIZE = msg(
+    "{option}: {file} has no readable image size (the file may be damaged). Please upload it again."
+)
+
+
 def check_reference(option: str, filename: str, data: bytes, *, max_bytes: int) -> ReferenceImage:
     """Accept an attachment as a reference image, or raise `ImageRejected` naming option and file.
 
@@ -143,58 +173,49 @@ def check_reference(option: str, filename: str, data: bytes, *, max_bytes: int) 
     (never by its name or declared type); not cut off; a size readable from its header (the
     pixel cap itself is applied while downloading, see `pixel_problem`).
     """
-    shown = safe_filename(filename)
-    where = f"{option}: `{shown}`"
     if not data:
-        raise ImageRejected(
-            f"{option}: empty file", member_message=f"{where} is empty. Please upload it again."
-        )
+        raise ImageRejected(f"{option}: empty file", message=about(option, filename, _EMPTY))
     if len(data) > max_bytes:
         raise ImageRejected(
             f"{option}: {len(data)} bytes > {max_bytes}",
-            member_message=f"{where} is {_megabytes(len(data))} MB; "
-            f"the limit is {_megabytes(max_bytes)} MB.",
+            message=about(option, filename, too_big(len(data), max_bytes)),
         )
     mime = sniff(data)
     if mime is None:
         if _looks_cut_signature(data):
             raise ImageRejected(
                 f"{option}: {len(data)} bytes, cut inside the signature",
-                member_message=f"{where} is incomplete (the file was cut off). "
-                "Please upload it again.",
+                message=about(option, filename, _CUT),
             )
         raise ImageRejected(
             f"{option}: unrecognised signature {data[:8].hex()}",
-            member_message=f"{where} is not a PNG, JPEG, WebP or GIF image.",
+            message=about(option, filename, _NOT_IMAGE),
         )
     if not _is_complete(mime, data):
         raise ImageRejected(
             f"{option}: {mime} of {len(data)} bytes is truncated",
-            member_message=f"{where} is incomplete (the file was cut off). Please upload it again.",
+            message=about(option, filename, _CUT),
         )
     if image_size(data) is None:  # whole, but no size we can read: not an image we can vouch for
         raise ImageRejected(
-            f"{option}: {mime} without a readable size",
-            member_message=f"{where} has no readable image size (the file may be damaged). "
-            "Please upload it again.",
+            f"{option}: {mime} without a readable size", message=about(option, filename, _NO_SIZE)
         )
     return ReferenceImage(option=option, filename=filename, content_type=mime, data=data)
 
 
 class AttachmentFault(DownloadError):
-    """An attachment that could not be used, said without its name: `problem` is a predicate
-    ("is not on Discord's CDN", "is 12 MB; the limit is 10 MB") that the caller puts after
-    the option and the file it knows (`image2: `cat.png` is …`)."""
+    """An attachment that could not be used, said without its name: `problem` is a sentence
+    with `{option}` and `{file}` placeholders ("{option}: {file} is not on Discord's CDN …")
+    that the caller fills with the option and the file it knows (`named`)."""
 
-    def __init__(self, detail: str, *, problem: str) -> None:
-        super().__init__(detail, member_message=f"That attachment {problem}")
+    def __init__(self, detail: str, *, problem: Message) -> None:
+        super().__init__(detail, message=about("attachment", "attachment", problem))
         self.problem = problem
 
     def named(self, option: str, filename: str) -> DownloadError:
         """The same failure, naming the option and the file for the member."""
         return DownloadError(
-            f"{option}: {self.detail}",
-            member_message=f"{option}: `{safe_filename(filename)}` {self.problem}",
+            f"{option}: {self.detail}", message=about(option, filename, self.problem)
         )
 
 
@@ -262,18 +283,22 @@ def _jpeg_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
-def pixel_problem(data: bytes, max_pixels: int) -> str | None:
-    """Why the image's declared dimensions are refused (a member sentence's predicate), or
+def pixel_problem(data: bytes, max_pixels: int) -> Message | None:
+    """Why the image's declared dimensions are refused (a problem to name with `about`), or
     None when they are within `max_pixels`. Unreadable dimensions are refused too: they are
     what a crafted file would hide behind."""
     size = image_size(data)
     if size is None or 0 in size:
-        return "has no readable image size (the file may be damaged). Please upload it again."
+        return _NO_SIZE
     width, height = size
     if width * height > max_pixels:
-        return (
-            f"is {width}×{height} pixels ({_megapixels(width * height)} megapixels); "
-            f"the limit is {_megapixels(max_pixels)} megapixels."
+        return msg(
+            "{option}: {file} is {width}×{height} pixels ({megapixels} megapixels); "
+            "the limit is {limit} megapixels.",
+            width=width,
+            height=height,
+            megapixels=_megapixels(width * height),
+            limit=_megapixels(max_pixels),
         )
     return None
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeAlias
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +40,49 @@ class Codes:
 
 
 @dataclass(frozen=True, slots=True)
+class Option:
+    """A slash command's option, named as the member's client shows it (`image1`, `画像1`)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserRef:
     """A member, shown as a mention (messages are sent with pings disabled)."""
 
     user_id: int
 
 
-Param = str | int | float | Stamp | Code | Codes | UserRef
+@dataclass(frozen=True, slots=True)
+class ChannelRefs:
+    """Channels, shown as a list of channel links."""
+
+    channel_ids: tuple[int, ...]
+
+
+#: A parameter; a `Message` inside a message is rendered in the same locale (a duration, a
+#: quota's wording inside a sentence).
+Param: TypeAlias = (
+    "str | int | float | Stamp | Code | Codes | Option | UserRef | ChannelRefs | Message"
+)
+
+
+def _plain(value: Param) -> str:
+    if isinstance(value, Message):
+        return value.plain()
+    if isinstance(value, Stamp):
+        return value.at.isoformat(timespec="seconds")
+    if isinstance(value, Code):
+        return f"`{value.text}`"
+    if isinstance(value, Codes):
+        return ", ".join(f"`{text}`" for text in value.texts)
+    if isinstance(value, UserRef):
+        return f"<@{value.user_id}>"
+    if isinstance(value, Option):
+        return value.name
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
+    return str(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +101,16 @@ class Message:
     def values(self) -> dict[str, Param]:
         """The parameters by name."""
         return dict(self.params)
+
+    def plain(self) -> str:
+        """The sentence in English with its parameters as plain text: for logs, records (the
+        audit log) and an error's English `member_message`, never for Discord (the Discord
+        layer renders)."""
+        text = self.plural if self.plural is not None and self.values.get("count") != 1 else None
+        try:
+            return (text or self.text).format_map({k: _plain(v) for k, v in self.params})
+        except (KeyError, IndexError, ValueError):
+            return self.text
 
 
 def msg(text: str, **params: Param) -> Message:

@@ -16,11 +16,13 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from bot.core.errors import ApiError, RateLimited
-from bot.core.jobs import Job, TaskSnapshot
+from bot.core.jobs import Job
 from bot.core.ports import Clock
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -81,9 +83,7 @@ class Pacer:
         """The longest pause an outage causes: a third of the recovery bound."""
         return recovery_bound(self.interval) / 3
 
-    async def request(
-        self, call: Callable[[], Awaitable[list[TaskSnapshot]]]
-    ) -> list[TaskSnapshot] | None:
+    async def request(self, call: Callable[[], Awaitable[T]]) -> T | None:
         """Make one paced API request. None when it failed (the back-off is already set)."""
         await self._pace()
         try:

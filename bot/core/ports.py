@@ -251,6 +251,10 @@ class ModerationRepository(Protocol):
         """Write the server's settings (its role limits too)."""
         ...
 
+    async def languages(self) -> dict[int, str]:
+        """Every server's chosen public language (`Policy.language`), where one is set."""
+        ...
+
     async def active_ban(self, guild_id: int, user_id: int, now: datetime) -> Ban | None:
         """The member's ban in force now, if any."""
         ...

@@ -16,6 +16,7 @@ from bot.core.errors import ApiError, Refused
 from bot.core.followups import action_of, describe_prompts, offered
 from bot.core.images import safe_filename
 from bot.core.jobs import Ack, Job, JobStatus, Mode, ReferenceImage, Route, Source
+from bot.core.messages import msg
 from bot.core.ports import Ticket
 from bot.core.submitter import (
     Submitter,
@@ -45,13 +46,13 @@ DOUBLE_PRESS_WINDOW = timedelta(seconds=30)
 
 BLEND_DIMENSIONS = ("PORTRAIT", "SQUARE", "LANDSCAPE")
 
-UNAVAILABLE = "This button is no longer available."
+UNAVAILABLE = msg("This button is no longer available.")
 
 
 class AlreadyUnderWay(Refused):
     """The same button was pressed again while its job is still fresh."""
 
-    member_message = "That is already under way; follow it in this thread."
+    message = msg("That is already under way; follow it in this thread.")
 
     def __init__(self, job: Job) -> None:
         super().__init__(f"duplicate press joins job {job.id}")
@@ -114,7 +115,7 @@ class ImagineService(Submitter):
         if not 2 <= len(sources) <= 5:
             raise Refused(
                 f"blend of {len(sources)} images",
-                member_message="A blend needs 2 to 5 images.",
+                message=msg("A blend needs 2 to 5 images."),
             )
         return self.open(
             Job(
@@ -155,11 +156,11 @@ class ImagineService(Submitter):
         parent = await self.ledger.repo.get(parent_id)
         prompts = describe_prompts(parent.final_prompt) if parent else []
         if parent is None or parent.action != "DESCRIBE" or not 0 <= index < len(prompts):
-            raise Refused(f"describe {parent_id} has no prompt {index}", member_message=UNAVAILABLE)
+            raise Refused(f"describe {parent_id} has no prompt {index}", message=UNAVAILABLE)
         if ticket.user_id != parent.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} pressed describe {parent.id}",
-                member_message="Only the member who asked for these prompts can use them.",
+                message=msg("Only the member who asked for these prompts can use them."),
             )
         prompt = prompts[index]
         job = await self.open_imagine(
@@ -201,11 +202,11 @@ class ActionService(Submitter):
             or not 0 <= index < len(parent.buttons)
             or not offered(parent.buttons[index])
         ):
-            raise Refused(f"job {job_id} button {index} not available", member_message=UNAVAILABLE)
+            raise Refused(f"job {job_id} button {index} not available", message=UNAVAILABLE)
         if ticket.user_id != parent.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} pressed job {job_id}'s button",
-                member_message="Only the member who asked for this image can use its buttons.",
+                message=msg("Only the member who asked for this image can use its buttons."),
             )
         return parent
 
@@ -258,12 +259,12 @@ class ActionService(Submitter):
         if job is None or job.status is not JobStatus.MODAL or not job.task_id:
             raise Refused(
                 f"job {job_id} not waiting for input",
-                member_message="This job is not waiting for input any more.",
+                message=msg("This job is not waiting for input any more."),
             )
         if ticket.user_id != job.route.requester_id and not await self.gate.is_moderator(ticket):
             raise Refused(
                 f"user {ticket.user_id} answered job {job_id}",
-                member_message="Only the member who started this job can continue it.",
+                message=msg("Only the member who started this job can continue it."),
             )
         task_id, prompt = job.task_id, prompt or job.final_prompt or job.prompt
         await self.ledger.update(job.id, lambda j: dataclasses.replace(j, prompt=prompt))

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 
 from bot.core.errors import ApiError, DownloadError, ImageRejected, MjcordError, Unavailable
-from bot.core.images import AttachmentFault, check_reference, safe_filename
+from bot.core.images import NOT_DOWNLOADED, AttachmentFault, about, check_reference, too_big
 from bot.core.jobs import (
     Ack,
     Inputs,
@@ -30,6 +30,7 @@ from bot.core.jobs import (
     ReferenceImage,
     Submission,
 )
+from bot.core.leases import LEASE, JobLeases, LeaseLost
 from bot.core.ledger import Ledger
 from bot.core.ports import Clock, Gate, ImageApi, ImageFiles, ImagineRequest, Ticket
 
@@ -81,11 +82,6 @@ def ticket_of(job: Job) -> Ticket:
     )
 
 
-def _mb(size: int) -> str:
-    text = f"{size / (1024 * 1024):.1f}"
-    return text[:-2] if text.endswith(".0") else text
-
-
 class Submitter:
     """What every submitting use case shares: the record-each-step rule, the gate, placement."""
 
@@ -99,8 +95,11 @@ class Submitter:
         files: ImageFiles | None = None,
         max_reference_bytes: int = DEFAULT_MAX_REFERENCE_BYTES,
         notify_hook: str | None = None,
+        leases: JobLeases | None = None,
     ) -> None:
         self.api = api
+        # Several processes on one database: the submit is fenced by the job's lease.
+        self.leases = leases
         self.ledger = ledger
         self.gate = gate
         self.clock = clock
@@ -122,6 +121,22 @@ class Submitter:
         return await self.ledger.update(
             job_id,
             lambda j: dataclasses.replace(j, route=dataclasses.replace(j.route, **route_fields)),  # type: ignore[arg-type]
+        )
+
+    async def place_status(self, job_id: int, message_id: int) -> Job | None:
+        """Record the job's status message unless one is recorded already: two processes may
+        both post one (a stalled process and the one that took its job over, see leases.py);
+        the first recorded stays. None: this one was not recorded (another stands, or the job is
+        gone), and the caller deletes it."""
+        return await self.ledger.update(
+            job_id,
+            lambda j: (
+                j
+                if j.route.status_message_id
+                else dataclasses.replace(
+                    j, route=dataclasses.replace(j.route, status_message_id=message_id)
+                )
+            ),
         )
 
     async def choose_mode(self, job_id: int, mode: Mode) -> Job | None:
@@ -181,8 +196,7 @@ class Submitter:
             if source.size > limit:
                 raise ImageRejected(
                     f"{source.option}: declared {source.size} bytes > {limit}",
-                    member_message=f"{source.option}: `{safe_filename(source.filename)}` is "
-                    f"{_mb(source.size)} MB; the limit is {_mb(limit)} MB.",
+                    message=about(source.option, source.filename, too_big(source.size, limit)),
                 )
         if not job.inputs.sources:
             return []
@@ -200,8 +214,7 @@ class Submitter:
             if isinstance(result, DownloadError):
                 raise DownloadError(
                     f"{source.option}: {result.detail}",
-                    member_message=f"{source.option}: `{safe_filename(source.filename)}` "
-                    "could not be downloaded. Please upload it again.",
+                    message=about(source.option, source.filename, NOT_DOWNLOADED),
                 )
             if isinstance(result, BaseException):
                 raise result
@@ -214,6 +227,16 @@ class Submitter:
         On refusal the job is recorded as failed (nothing left to post: the member is told at
         once), settled with the gate, and the error is raised again.
         """
+        # Never a second submit across processes: only the job's lease holder sends it, and
+        # once the lease is extended here nobody may claim the job for LEASE (bot.core.leases).
+        leases = self.leases
+        if (
+            leases is not None
+            and leases.shared
+            and not await leases.keep(job.id, self.clock.now() + LEASE)
+        ):
+            log.warning("job %s: another process took it over; this one stops", job.id)
+            raise LeaseLost(job.id)
         sent = await self.ledger.update(
             job.id, lambda j: dataclasses.replace(j, sent_at=self.clock.now())
         )

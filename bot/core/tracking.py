@@ -18,9 +18,10 @@ The rules that keep the API's load bounded whatever the number of jobs:
   act on what the API says, never on the callback's body. With callbacks on, polling goes on as
   a slower safety net.
 
-A cycle is cheap (issue 12): it reads the slim view of unfinished jobs, skips snapshots equal to
-the last one absorbed, batches progress per chunk and absorbs chunks while the next request is
-on its way (at most ABSORB_AHEAD at once); see `bot.core.watchlist`.
+A cycle is cheap (issue 12): it reads the slim view of unfinished jobs, skips a chunk whose API
+answer is the one last absorbed in full (where the API client can tell, unparsed: `ChangedLists`)
+and snapshots equal to the last one absorbed, batches progress per chunk and absorbs chunks while
+the next request is on its way (at most ABSORB_AHEAD at once); see `bot.core.watchlist`.
 
 Outages (issue 10): once the API answers again every unfinished job is polled within
 `max(2 × interval, 15 s)` (see `bot.core.pacing`); when an outage outlasts
@@ -38,19 +39,29 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Sequence
 from datetime import datetime, timedelta
 
 from bot.core.errors import TaskNotFound
 from bot.core.jobs import Job, PostState, TaskSnapshot
 from bot.core.ledger import Ledger
+from bot.core.messages import msg
 from bot.core.pacing import MAX_BACKOFF, MIN_REQUESTS_PER_SECOND, OutageNotices, Pacer, Sleep
 from bot.core.ports import Clock, Gate, ImageApi, JobObserver
-from bot.core.watchlist import Absorber, LedgerTrackingStore, TrackingStore, WatchedView
+from bot.core.watchlist import (
+    Absorber,
+    ChangedLists,
+    LedgerTrackingStore,
+    ShowsById,
+    TrackingStore,
+    Watched,
+    WatchedView,
+)
 
 log = logging.getLogger(__name__)
 
-RESTART_REASON = "The bot restarted before the image service confirmed this job."
+# A failure reason kept in the ledger in English; its own catalogue key (see recovery.py).
+RESTART_REASON = msg("The bot restarted before the image service confirmed this job.").text
 #: How long a finished job waits for its command to record where its messages live (reply,
 #: thread); past it (the command died midway), the outcome goes to the channel.
 PLACEMENT_GRACE = timedelta(seconds=30)
@@ -59,8 +70,9 @@ PLACEMENT_GRACE = timedelta(seconds=30)
 CALLBACK_POLL_FACTOR = 5
 #: Callback hints waiting to be looked up; beyond this they are dropped (polling covers them).
 MAX_PENDING_HINTS = 10_000
-#: Outcomes posted at once (the observer paces Discord traffic itself).
-POST_CONCURRENCY = 32
+#: Outcomes posted at once (the observer paces Discord traffic itself). Enough that a finish is
+#: always ready when the budget has room, though each holds its slot while it is recorded.
+POST_CONCURRENCY = 64
 #: Updates applied at once (each is a few database round trips).
 APPLY_CONCURRENCY = 16
 #: Chunks being absorbed while the cycle requests the next ones.
@@ -135,11 +147,22 @@ class Tracker:
         self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
         self._posting: set[int] = set()
         self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
-        self._absorber = Absorber(self.store, clock, apply=self.apply, show=self._show)
+        shows_by_id = isinstance(observer, ShowsById) and observer.reads_jobs
+        self._absorber = Absorber(
+            self.store,
+            clock,
+            apply=self.apply,
+            show=self._show,
+            show_id=self._show_id if shows_by_id else None,
+            monotonic=monotonic,
+        )
         self._cursor = 0  # the last job id polled; the next cycle starts after it
         self._outage_shown: datetime | None = None  # the outage members were told about
         self.tracked = 0  # unfinished jobs seen by the last cycle
         self._view = WatchedView(self.store)
+        # Per chunk (its task ids), the mark of the API's answer last absorbed in full: an
+        # answer with the same mark is the same snapshots, neither parsed nor looked at.
+        self._marks: dict[tuple[str, ...], Hashable] = {}
 
     # --- the public surface -----------------------------------------------------------------
 
@@ -160,13 +183,18 @@ class Tracker:
     async def hint(self, task_id: str) -> bool:
         """A callback says this task changed: look it up in the API soon, and act on that.
 
-        Returns False (and does nothing) when no unfinished job owns the task id.
+        Returns False (and does nothing) when no unfinished job owns the task id. The owner is
+        looked up in the last cycle's view first (a burst of 1,000 callbacks then costs no
+        1,000 reads ahead of the finishes they announce), else in the ledger.
         """
-        job = await self.ledger.repo.by_task_id(task_id)
-        if job is None or job.finished:
-            return False
+        job_id = self._view.owner(task_id)
+        if job_id is None:
+            job = await self.ledger.repo.by_task_id(task_id)
+            if job is None or job.finished:
+                return False
+            job_id = job.id
         if task_id in self._hinted or len(self._hinted) < MAX_PENDING_HINTS:
-            self._hinted[task_id] = job.id
+            self._hinted[task_id] = job_id
             self._hint_ready.set()
         else:
             log.debug(
@@ -203,19 +231,24 @@ class Tracker:
         clean = True
         absorbing: set[asyncio.Task[None]] = set()
         ahead = asyncio.Semaphore(ABSORB_AHEAD)
+        marks, self._marks = self._marks, {}  # chunks that moved or vanished drop their marks
         try:
             for start in range(0, len(order), self.chunk_size):
                 chunk = order[start : start + self.chunk_size]
-                ids = [w.task_id for w in chunk]
-                snaps = await self.pacer.request(functools.partial(self.api.list_by_ids, ids))
-                if snaps is None:
+                ids = tuple(w.task_id for w in chunk)
+                read = await self.pacer.request(functools.partial(self._list, ids, marks.get(ids)))
+                if read is None:
                     clean = False
                     break
                 if self._outage_shown is not None:
                     await self._tell_outage()  # over: take the note back before any finish
                 self._cursor = chunk[-1].id
+                mark, snaps = read
+                if snaps is None:  # the same answer as last time, all of it absorbed then
+                    self._marks[ids] = marks[ids]
+                    continue
                 await ahead.acquire()
-                task = asyncio.create_task(self._absorber.absorb(chunk, snaps))
+                task = asyncio.create_task(self._absorb(chunk, snaps, ids, mark))
                 absorbing.add(task)
                 task.add_done_callback(absorbing.discard)
                 task.add_done_callback(lambda _: ahead.release())
@@ -229,6 +262,27 @@ class Tracker:
             await self._time_out(job_id)
         await self._tell_outage()
         await self.flush_posts()
+
+    async def _list(
+        self, ids: tuple[str, ...], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        """One chunk from the API: `(mark, None)` when the API can tell it is unchanged since
+        the answer marked `last`, else `(mark, snapshots)`."""
+        if isinstance(self.api, ChangedLists):
+            return await self.api.list_if_changed(ids, last)
+        return None, await self.api.list_by_ids(ids)
+
+    async def _absorb(
+        self,
+        chunk: Sequence[Watched],
+        snaps: list[TaskSnapshot],
+        ids: tuple[str, ...],
+        mark: Hashable | None,
+    ) -> None:
+        """Absorb one chunk; its mark is kept only when every snapshot was applied, so an
+        answer that failed to apply is read again, whatever its bytes."""
+        if await self._absorber.absorb(chunk, snaps) and mark is not None:
+            self._marks[ids] = mark
 
     async def apply(self, job_id: int, snap: TaskSnapshot) -> Job | None:
         """Apply one API snapshot to its job with a compare-and-set; show progress or post the
@@ -353,6 +407,13 @@ class Tracker:
             await self.observer.show_progress(job)
         except Exception:
             log.exception("job %s: progress update failed", job.id)
+
+    async def _show_id(self, job_id: int) -> None:
+        assert isinstance(self.observer, ShowsById)
+        try:
+            await self.observer.show_progress_of(job_id)
+        except Exception:
+            log.exception("job %s: progress update failed", job_id)
 
     async def _post(self, job: Job) -> None:
         if job.post_state is not PostState.INTENT or job.id in self._posting:

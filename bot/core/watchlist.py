@@ -4,7 +4,10 @@ A cycle needs, per unfinished job, only its id, task id, status, progress and ag
 `Watched` view. Full jobs are read only for the few whose API answer moved on. Progress-only
 changes are written in one transaction per chunk (`save_progress`); status changes and finishes
 still go through `Ledger.update`, one compare-and-set each, before anything is shown, so a crash
-between two chunks loses at most progress, which the next cycle reads from the API again.
+between two chunks loses at most progress, which the next cycle reads from the API again. Above
+PROGRESS_THROTTLE_ABOVE jobs a running job's progress is saved at most every
+PROGRESS_SAVE_EVERY seconds (the Discord budget could not show it more often), and jobs whose
+progress is saved are read as the slim `progress_view` when the observer reads what it shows.
 
 `TrackingStore` is the port; `bot.adapters.storage.jobs.SqlJobRepository` implements it with
 three additive queries. `LedgerTrackingStore` implements it over any `JobRepository` (the unit
@@ -16,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from datetime import datetime
 from typing import NamedTuple, Protocol, runtime_checkable
 
-from bot.core.jobs import Job, JobStatus, TaskSnapshot
+from bot.core.jobs import Job, JobStatus, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
 from bot.core.ports import Clock
 
@@ -30,6 +34,11 @@ log = logging.getLogger(__name__)
 FULL_READ_EVERY = 10
 #: Status changes applied at once (each is a compare-and-set, and a finish post may follow).
 APPLY_CONCURRENCY = 16
+#: Above this many unfinished jobs, a running job's progress is saved (and shown) at most once
+#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (25 status edits a second) shows each
+#: of 1,000 jobs' progress only once every 40 s anyway, and progress is what a crash may lose.
+PROGRESS_THROTTLE_ABOVE = 1_000
+PROGRESS_SAVE_EVERY = 30.0
 
 
 class Watched(NamedTuple):
@@ -54,6 +63,13 @@ class TrackingStore(Protocol):
         """Full jobs by id, in one read (missing ids are absent)."""
         ...
 
+    async def progress_view(self, job_ids: Sequence[int]) -> list[Job]:
+        """Jobs by id, in one read, holding only what `Job.absorb` and `progress_only` read
+        and `save_progress` writes (id, task id, status, progress, queue position, preview,
+        fail reason, final prompt, buttons, post state, whether finished); the other fields are
+        placeholders, so such a job is never shown or stored whole."""
+        ...
+
     async def watched_version(self) -> tuple[int, ...]:
         """A cheap fingerprint of what `watched` would return (computed by the database): when
         it is unchanged, so is the view, but for a coincidence a periodic full read corrects."""
@@ -68,6 +84,33 @@ class TrackingStore(Protocol):
         updated_at) of each job in one transaction, only where the stored job still has the
         same status and no higher progress (drivers cannot all count executemany's rows, so
         nothing is returned)."""
+        ...
+
+
+@runtime_checkable
+class ChangedLists(Protocol):
+    """An image API that can say a chunk's answer is the one it gave last time, unread."""
+
+    async def list_if_changed(
+        self, task_ids: Sequence[str], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        """`(mark, snapshots)` for one chunk, or `(mark, None)` when the answer is the one the
+        mark `last` came with (the same snapshots). None as a mark matches nothing."""
+        ...
+
+
+@runtime_checkable
+class ShowsById(Protocol):
+    """An observer that can show a job's progress from its id alone, reading the job itself
+    when the edit is due (`reads_jobs`): progress changes then need no full job."""
+
+    @property
+    def reads_jobs(self) -> bool:
+        """True when `show_progress_of` may be used."""
+        ...
+
+    async def show_progress_of(self, job_id: int) -> None:
+        """Show the job's progress as the ledger will hold it when the edit goes."""
         ...
 
 
@@ -103,6 +146,10 @@ class LedgerTrackingStore:
         """Jobs by id, one read each."""
         found = [await self._ledger.repo.get(i) for i in job_ids]
         return [j for j in found if j is not None]
+
+    async def progress_view(self, job_ids: Sequence[int]) -> list[Job]:
+        """The full jobs (a superset of the view)."""
+        return await self.many(job_ids)
 
     async def watched_version(self) -> tuple[int, ...]:
         """No cheap fingerprint here: a new one every time (the view is always read)."""
@@ -141,6 +188,7 @@ class WatchedView:
     def __init__(self, store: TrackingStore) -> None:
         self._store = store
         self._view: list[Watched] = []
+        self._owners: dict[str, int] | None = None  # task id → job id, made when first asked
         self._version: tuple[int, ...] = ()
         self._since_full = 0
 
@@ -150,8 +198,16 @@ class WatchedView:
         self._since_full += 1
         if version != self._version or self._since_full >= FULL_READ_EVERY:
             self._view = await self._store.watched()
+            self._owners = None
             self._version, self._since_full = version, 0
         return self._view
+
+    def owner(self, task_id: str) -> int | None:
+        """The id of the job the last read saw owning `task_id` (it may have finished since);
+        None when it saw none (the job may be newer than the read)."""
+        if self._owners is None:
+            self._owners = {w.task_id: w.id for w in self._view}
+        return self._owners.get(task_id)
 
 
 class Absorber:
@@ -159,7 +215,9 @@ class Absorber:
 
     Remembers, per task, the hash of the snapshot last absorbed: an equal snapshot costs a hash
     and a look-up, nothing else. `apply` (a compare-and-set, then show or post) takes status
-    changes and finishes; progress-only changes are saved in one batch, then `show`n.
+    changes and finishes; progress-only changes are saved in one batch, then `show`n. With
+    `show_id` (an observer that reads the jobs it shows) the jobs are read as the slim
+    `progress_view` and shown by id; otherwise read and shown whole.
     """
 
     def __init__(
@@ -169,40 +227,68 @@ class Absorber:
         *,
         apply: Callable[[int, TaskSnapshot], Awaitable[object]],
         show: Callable[[Job], Awaitable[None]],
+        show_id: Callable[[int], Awaitable[None]] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
+        self._monotonic = monotonic
+        #: True while progress saves are throttled (the tracker sets it from the job count).
+        self.throttle = False
+        self._saved: dict[int, float] = {}  # job id → when its progress was saved (throttled)
         self._clock = clock
         self._apply = apply
         self._show = show
+        self._show_id = show_id
         self._seen: dict[str, int] = {}  # task id → hash of the snapshot last absorbed
 
     def forget_all_but(self, watched: Sequence[Watched]) -> None:
-        """Drop the hashes of tasks no longer watched (finished), when they pile up."""
+        """Drop the hashes of tasks no longer watched (finished), when they pile up; sets
+        `throttle` from the number watched."""
+        self.throttle = len(watched) > PROGRESS_THROTTLE_ABOVE
+        if not self.throttle:
+            self._saved = {}
         if len(self._seen) > 2 * len(watched) + 1000:
             live = {w.task_id for w in watched}
             self._seen = {t: h for t, h in self._seen.items() if t in live}
+        if len(self._saved) > 2 * len(watched) + 1000:
+            ids = {w.id for w in watched}
+            self._saved = {i: t for i, t in self._saved.items() if i in ids}
 
-    async def absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> None:
-        """Apply the snapshots that move a job on; failures are logged (the next cycle retries:
-        a snapshot is remembered only once applied)."""
+    async def absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
+        """Apply the snapshots that move a job on; True when every one was applied. Failures
+        are logged (the next cycle retries: a snapshot is remembered only once applied)."""
         try:
-            await self._absorb(chunk, snaps)
+            return await self._absorb(chunk, snaps)
         except Exception:
             log.exception("tracker: applying a chunk of %d failed; retrying next cycle", len(chunk))
+            return False
 
-    async def _absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> None:
+    async def _absorb(self, chunk: Sequence[Watched], snaps: Sequence[TaskSnapshot]) -> bool:
         by_task = {s.task_id: s for s in snaps}
         moved: dict[int, tuple[TaskSnapshot, int]] = {}
+        held_back = False
+        recent = self._monotonic() - PROGRESS_SAVE_EVERY
         for w in chunk:
             snap = by_task.get(w.task_id)
             if snap is not None and self._seen.get(w.task_id) != (key := hash(snap)):
+                if (
+                    self.throttle
+                    and snap.status is TaskStatus.IN_PROGRESS
+                    and w.status is JobStatus.IN_PROGRESS
+                    and self._saved.get(w.id, recent) > recent
+                ):
+                    # Progress saved moments ago: this one waits (unremembered, so a later
+                    # cycle takes it, or a newer one, once the job's save is due again).
+                    held_back = True
+                    continue
                 moved[w.id] = (snap, key)
         if not moved:
-            return
+            return not held_back
         now = self._clock.now()
         batch: list[Job] = []
         changes: list[tuple[int, TaskSnapshot]] = []
-        for job in await self._store.many(list(moved)):
+        read = self._store.many if self._show_id is None else self._store.progress_view
+        for job in await read(list(moved)):
             snap, key = moved[job.id]
             new = job.absorb(snap, now)
             if new is job:
@@ -213,19 +299,28 @@ class Absorber:
                 changes.append((job.id, snap))
         if batch:
             await self._store.save_progress(batch)
+            if self.throttle:
+                saved_at = self._monotonic()
+                for new in batch:
+                    self._saved[new.id] = saved_at
             for new in batch:
                 snap, key = moved[new.id]
                 self._seen[snap.task_id] = key
-                await self._show(new)
+                if self._show_id is None:
+                    await self._show(new)
+                else:
+                    await self._show_id(new.id)
         slots = asyncio.Semaphore(APPLY_CONCURRENCY)
 
-        async def change(job_id: int, snap: TaskSnapshot) -> None:
+        async def change(job_id: int, snap: TaskSnapshot) -> bool:
             async with slots:
                 try:
                     await self._apply(job_id, snap)
                 except Exception:
                     log.exception("job %s: applying a status change failed; retrying", job_id)
-                    return
+                    return False
             self._seen[snap.task_id] = moved[job_id][1]
+            return True
 
-        await asyncio.gather(*(change(job_id, snap) for job_id, snap in changes))
+        done = await asyncio.gather(*(change(job_id, snap) for job_id, snap in changes))
+        return all(done) and not held_back

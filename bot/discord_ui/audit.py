@@ -16,6 +16,7 @@ import discord
 from bot.core.jobs import Job
 from bot.core.moderation import AuditEntry, AuditKind
 from bot.core.ports import JobRepository, ModerationRepository
+from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.mod_buttons import entry_view
 from bot.discord_ui.mod_embeds import entry_embed
 from bot.discord_ui.render import NO_PINGS
@@ -68,8 +69,10 @@ class LogChannelMirror:
             channel = self.client.get_partial_messageable(
                 policy.log_channel_id, guild_id=entry.guild_id
             )
-            embed = entry_embed(entry, job)
-            view = entry_view(entry, job)
+            # The moderators' channel reads the server's language (or the one they chose).
+            locale = server_locale(self.client, entry.guild_id)
+            embed = entry_embed(entry, job, locale)
+            view = entry_view(entry, job, locale)
             content = f"-# audit {entry.id}"
             if view is None:
                 await channel.send(content, embed=embed, allowed_mentions=NO_PINGS)

@@ -18,6 +18,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.followups import recognised
+from bot.core.messages import msg
+from bot.core.moderation.languages import ServerLanguages
 from bot.discord_ui.i18n import CommandTranslator
 from bot.discord_ui.tree import MjcordTree, tell
 from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
@@ -25,9 +27,11 @@ from bot.discord_ui.views import CLAIMED, ContinueButton, JobButton
 log = logging.getLogger(__name__)
 
 #: Answers of the fallback, by what was left unanswered.
-UNKNOWN_BUTTON = "I don't recognise this button; it may be from an older message. Please try again."
-EXPIRED_FORM = "This form has expired (I may have restarted). Please press the button again."
-NOT_ANSWERED = "I could not handle that; please try again."
+UNKNOWN_BUTTON = msg(
+    "I don't recognise this button; it may be from an older message. Please try again."
+)
+EXPIRED_FORM = msg("This form has expired (I may have restarted). Please press the button again.")
+NOT_ANSWERED = msg("I could not handle that; please try again.")
 
 
 def point_discord_at(api_base_url: str, gateway_url: str) -> None:
@@ -88,7 +92,7 @@ class MjcordBot(commands.AutoShardedBot):
         super().__init__(
             **sharding,
             command_prefix=commands.when_mentioned,
-            intents=discord.Intents.default(),
+            intents=intents(),
             tree_cls=MjcordTree,
             help_command=None,
             guild_ready_timeout=guild_ready_timeout,
@@ -101,6 +105,9 @@ class MjcordBot(commands.AutoShardedBot):
         self.dev_guild_id = dev_guild_id
         self.sync_record = sync_record
         self.force_sync = force_sync
+        #: Each server's chosen public language (`/mod language`); the moderation gate keeps
+        #: it, `bot.discord_ui.i18n.where.server_locale` reads it.
+        self.languages = ServerLanguages()
 
     async def setup_hook(self) -> None:
         """Add the cogs and restart-proof buttons, then sync the slash commands if changed."""
@@ -185,6 +192,16 @@ class MjcordBot(commands.AutoShardedBot):
         if not interaction.response.is_done():
             log.warning("a command finished without answering (interaction %s)", interaction.id)
             await tell(interaction, NOT_ANSWERED)
+
+
+def intents() -> discord.Intents:
+    """Only the `guilds` intent: servers, channels, threads and roles for the cache. The bot
+    reads no messages (everything it acts on arrives as an interaction), so it asks for no
+    message events: with the default intents Discord echoes every status edit and finish post
+    back as MESSAGE_UPDATE / MESSAGE_CREATE, which at 25 edits a second was a large share of the
+    tracker's CPU. Discord sends only the events a session's intents ask for
+    (https://discord.com/developers/docs/events/gateway#gateway-intents)."""
+    return discord.Intents(guilds=True)
 
 
 def _on_message(message: discord.Message | None, custom_id: str, kind: object) -> bool:

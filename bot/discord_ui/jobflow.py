@@ -11,11 +11,19 @@ from typing import Any
 import discord
 
 from bot.core.jobs import Ack, Job, JobStatus, Route, Source
+from bot.core.messages import Code, msg
 from bot.core.modes import ServerDefault, mode_for
 from bot.core.ports import Ticket
 from bot.core.services import Submitter, ack_of
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import DEFAULT_LOCALE, server_locale
-from bot.discord_ui.render import NO_PINGS, reply_content, status_content, thread_name
+from bot.discord_ui.render import (
+    NO_PINGS,
+    headline,
+    reply_content,
+    status_content,
+    thread_name,
+)
 from bot.discord_ui.tree import REPLIED, tell_error
 from bot.discord_ui.views import continue_view
 
@@ -96,7 +104,7 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     """
     # Everyone in the channel sees the reply and the thread: the server's language.
     locale = server_locale(interaction.client, job.route.guild_id)
-    content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
+    content = reply_content(headline(job, locale), job.mode.label, job.route.requester_id, locale)
     try:
         reply = await interaction.edit_original_response(content=content, allowed_mentions=NO_PINGS)
     except Exception as exc:  # Discord errors, or the connection closing during a shutdown
@@ -105,11 +113,14 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
     interaction.extras[REPLIED] = True
     await service.place(job.id, reply_message_id=reply.id)
     await service.forget_token(job.id)
-    note = f"I couldn't open a thread here, so updates for task `{job.task_id}` follow here."
-    thread_id = await open_thread(reply, job, service)
+    note = msg(
+        "I couldn't open a thread here, so updates for task {task} follow here.",
+        task=Code(job.task_id or "—"),
+    )
+    thread_id = await open_thread(reply, job, service, locale)
     if not thread_id:
         try:
-            await interaction.followup.send(note, allowed_mentions=NO_PINGS)
+            await interaction.followup.send(render(note, locale), allowed_mentions=NO_PINGS)
         except discord.HTTPException as note_exc:
             log.warning("job %s: could not say there is no thread: %s", job.id, note_exc)
     where = interaction.client.get_partial_messageable(
@@ -119,14 +130,17 @@ async def show_new_job(interaction: discord.Interaction[Any], job: Job, service:
 
 
 async def open_thread(
-    reply: discord.Message | discord.PartialMessage, job: Job, service: Submitter
+    reply: discord.Message | discord.PartialMessage,
+    job: Job,
+    service: Submitter,
+    locale: str = DEFAULT_LOCALE,
 ) -> int:
     """Open the job's thread on its reply and record it; 0 when Discord refuses (recorded as
     `no_thread`, so the outcome goes to the channel without waiting). A thread started from a
     message has that message's id, so one made by a process that died before recording it is
     found by that id."""
     try:
-        await reply.create_thread(name=thread_name(job.prompt))
+        await reply.create_thread(name=thread_name(headline(job, locale)))
     except discord.HTTPException as exc:
         if exc.code != THREAD_EXISTS:
             log.info("job %s: no thread (%s); carrying on in the channel", job.id, exc)
@@ -149,20 +163,29 @@ async def post_status(
     try:
         if job.status is JobStatus.MODAL:  # the API waits for the member's prompt
             status = await where.send(
-                status_content(job, locale), allowed_mentions=NO_PINGS, view=continue_view(job)
+                status_content(job, locale),
+                allowed_mentions=NO_PINGS,
+                view=continue_view(job, locale),
             )
         else:
             status = await where.send(status_content(job, locale), allowed_mentions=NO_PINGS)
     except discord.HTTPException as exc:
         log.warning("job %s: could not post the status message: %s", job.id, exc)
         return
-    current = await service.place(job.id, status_message_id=status.id)
+    current = await service.place_status(job.id, status.id)
+    if current is None:
+        # Another process took this job over and posted its status message first: one stays.
+        log.info("job %s: a status message was already recorded; removing this one", job.id)
+        try:
+            await status.delete()
+        except discord.HTTPException as exc:
+            log.warning("job %s: could not remove a second status message: %s", job.id, exc)
+        return
     # The job may have moved on while the status message was on its way (a slow or retried
     # send): bring the message up to date once.
-    if current is not None:
-        text = status_content(current, locale)
-        if text != status_content(job, locale):
-            try:
-                await status.edit(content=text, allowed_mentions=NO_PINGS)
-            except discord.HTTPException as exc:
-                log.info("job %s: could not refresh the status message: %s", job.id, exc)
+    text = status_content(current, locale)
+    if text != status_content(job, locale):
+        try:
+            await status.edit(content=text, allowed_mentions=NO_PINGS)
+        except discord.HTTPException as exc:
+            log.info("job %s: could not refresh the status message: %s", job.id, exc)

@@ -19,8 +19,11 @@ from discord.ext import commands
 
 from bot.core.followups import MOD_LOG_TEMPLATE, REPORT_TEMPLATE
 from bot.core.jobs import Job
+from bot.core.messages import Message, msg
 from bot.core.moderation import AuditEntry, AuditKind
 from bot.core.moderation.service import Deletion, LogAction
+from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import DEFAULT_LOCALE, member_locale
 
 log = logging.getLogger(__name__)
 
@@ -50,29 +53,35 @@ async def _handler(interaction: discord.Interaction[Any]) -> ModerationHandler |
     if isinstance(cog, ModerationHandler):
         return cog
     await interaction.response.send_message(
-        "Moderation is not available right now.", ephemeral=True
+        render(msg("Moderation is not available right now."), member_locale(interaction)),
+        ephemeral=True,
     )
     return None
 
 
-_LABELS = {
-    LogAction.BAN: ("Ban requester", "🔨"),
-    LogAction.REFUND: ("Refund", "↩️"),
-    LogAction.DELETE: ("Delete result", "🗑️"),
+_LABELS: dict[LogAction, tuple[Message, str]] = {
+    LogAction.BAN: (msg("Ban requester"), "🔨"),
+    LogAction.REFUND: (msg("Refund"), "↩️"),
+    LogAction.DELETE: (msg("Delete result"), "🗑️"),
 }
+#: 🚩 Report's label.
+REPORT = msg("Report")
 
 
 class ModLogButton(
     discord.ui.DynamicItem[discord.ui.Button[Any]],
     template=MOD_LOG_TEMPLATE,
 ):
-    """A quick action under a log-channel entry; only moderators may press it."""
+    """A quick action under a log-channel entry; only moderators may press it. Its label is in
+    `locale` (the log channel's: the server's); a press rebuilt from its custom id needs none."""
 
-    def __init__(self, action: LogAction, job_id: int, user_id: int) -> None:
+    def __init__(
+        self, action: LogAction, job_id: int, user_id: int, locale: str = DEFAULT_LOCALE
+    ) -> None:
         label, emoji = _LABELS[action]
         super().__init__(
             discord.ui.Button(
-                label=label,
+                label=render(label, locale),
                 emoji=emoji,
                 style=discord.ButtonStyle.danger
                 if action is LogAction.BAN
@@ -101,12 +110,13 @@ class ModLogButton(
 
 
 class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REPORT_TEMPLATE):
-    """🚩 Report under a result: any member may tell the moderators about it."""
+    """🚩 Report under a result: any member may tell the moderators about it (labelled in
+    `locale`, the server's: the whole channel sees it)."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, locale: str = DEFAULT_LOCALE) -> None:
         super().__init__(
             discord.ui.Button(
-                label="Report",
+                label=render(REPORT, locale),
                 emoji="🚩",
                 style=discord.ButtonStyle.secondary,
                 custom_id=f"mjreport:{job_id}",
@@ -132,17 +142,19 @@ class ReportButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=REPO
             await handler.on_report(interaction, self.job_id)
 
 
-def entry_view(entry: AuditEntry, job: Job | None) -> discord.ui.View | None:
+def entry_view(
+    entry: AuditEntry, job: Job | None, locale: str = DEFAULT_LOCALE
+) -> discord.ui.View | None:
     """Quick actions under a log entry: ban the requester, refund, delete the result."""
     user = entry.target_id
     if not user or entry.kind is AuditKind.MOD_ACTION:
         return None
     job_id = job.id if job else entry.job_id
     view = discord.ui.View(timeout=None)
-    view.add_item(ModLogButton(LogAction.BAN, job_id, user))
+    view.add_item(ModLogButton(LogAction.BAN, job_id, user, locale))
     if job_id:
-        view.add_item(ModLogButton(LogAction.REFUND, job_id, user))
-        view.add_item(ModLogButton(LogAction.DELETE, job_id, user))
+        view.add_item(ModLogButton(LogAction.REFUND, job_id, user, locale))
+        view.add_item(ModLogButton(LogAction.DELETE, job_id, user, locale))
     return view
 
 

@@ -1,4 +1,5 @@
-"""The usage report's chart: jobs per day as a PNG bar chart (Pillow only)."""
+"""The usage report's chart: jobs per day as a PNG bar chart (Pillow only), numbers and dates
+only; its caption is in the report's embed."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def daily_chart(
             draw.rectangle([x0, y0, max(x0 + 1, x1), top + plot_h - 1], fill=(88, 101, 242))
         if n <= 14 or i % max(1, n // 10) == 0 or i == n - 1:
             draw.text((x0, top + plot_h + 6), day.strftime("%m-%d"), fill=(200, 200, 200))
-    draw.text((left + 4, 2), "Jobs per day (UTC)", fill=(230, 230, 230))
+    # No words in the image (Pillow's font has no CJK or Cyrillic glyphs): the caption is the
+    # report embed's footer, in the reader's language.
     out = io.BytesIO()
     image.save(out, format="PNG", optimize=True)
     return out.getvalue()

@@ -12,16 +12,18 @@ import io
 import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import discord
 
 from bot.core.errors import ApiError
-from bot.core.jobs import Job, JobStatus
+from bot.core.jobs import Job, JobStatus, PostState
+from bot.core.messages import Message, Stamp, msg
 from bot.core.ports import ImageFiles
 from bot.discord_ui.budget import EditBudget
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
 from bot.discord_ui.views import continue_view, result_view
@@ -32,25 +34,32 @@ DEFAULT_UPLOAD_LIMIT = 10 * 1024 * 1024
 #: Discord's JSON error code for "Request entity too large" (the upload limit).
 TOO_LARGE_CODE = 40005
 
-# Why a finish post is not what or where the member expects, in their words. A size is blamed
-# only when size was the reason.
-TOO_LARGE = "It was too large to upload here"
-NO_FILES = "I'm not allowed to attach files here"
-NOT_FETCHED = "I couldn't fetch the image from the image service to attach it"
-NOT_IN_THREAD = "I'm not allowed to post the image in this job's thread, so it is here instead."
-THREAD_GONE = "This job's thread is gone, so it is here instead."
+# Why a finish post is not what or where the member expects, in their words (rendered in the
+# server's language with the image's {link}). A size is blamed only when size was the reason.
+TOO_LARGE = msg("It was too large to upload here, so here is a link: {link}", link="")
+NO_FILES = msg("I'm not allowed to attach files here, so here is a link: {link}", link="")
+NOT_FETCHED = msg(
+    "I couldn't fetch the image from the image service to attach it, so here is a link: {link}",
+    link="",
+)
+NOT_IN_THREAD = msg(
+    "I'm not allowed to post the image in this job's thread, so it is here instead."
+)
+THREAD_GONE = msg("This job's thread is gone, so it is here instead.")
 HISTORY_LOOKBACK = 50
 # Discord's JSON error codes (docs/topics/opcodes-and-status-codes.md).
 UNKNOWN_MESSAGE = 10008
 THREAD_ARCHIVED = 50083
 THREAD_LOCKED = 160005
-LOCKED_NOTE = "The thread for this job is locked, so the result is posted here."
+LOCKED_NOTE = msg("The thread for this job is locked, so the result is posted here.")
 
 
 #: A waiting status edit drops the job's texts above this many characters (see _slim).
 SLIM_ABOVE = 300
 #: Status edits in flight at once.
 EDIT_CONCURRENCY = 8
+#: Waiting edits whose jobs are read at once (from the head of the queue), with `load`.
+READ_AHEAD = 32
 
 
 class DiscordPresenter:
@@ -61,6 +70,11 @@ class DiscordPresenter:
     the budget has room above a reserve kept for finish posts. Status edits wait in a queue that
     holds one entry per job: a newer state replaces the waiting one (intermediate progress is
     dropped), and a job is edited at most once per `min_edit_interval` seconds.
+
+    With `load` (the ledger's read of several jobs by id), a waiting edit holds only the job's
+    id, and the jobs next in line are read (READ_AHEAD at once) when their turn comes: 10,000
+    jobs waiting cost no 10,000 copies in memory (issue 12), and an edit shows the newest state.
+    Without it the newest state given is held.
     """
 
     def __init__(
@@ -70,13 +84,16 @@ class DiscordPresenter:
         *,
         min_edit_interval: float = 3.0,
         budget: EditBudget | None = None,
+        load: Callable[[Sequence[int]], Awaitable[Sequence[Job]]] | None = None,
     ) -> None:
         self._bot = bot
+        self._load = load
         self._files = files
         self._interval = min_edit_interval
         self.budget = budget or EditBudget()
         self._last_edit: dict[int, float] = {}
-        self._pending: dict[int, Job] = {}  # job id → the newest state waiting to be shown
+        # job id → the newest state waiting to be shown; None: read it (`load`) when due.
+        self._pending: dict[int, Job | None] = {}
         self._queue: list[tuple[float, int, int]] = []  # (not before, seq, job id), a heap
         self._seq = itertools.count()
         self._pump: asyncio.Task[None] | None = None
@@ -87,7 +104,7 @@ class DiscordPresenter:
         self.counts = {"edits": 0, "finish_calls": 0, "coalesced": 0}
         self._started = datetime.now(UTC)
         self._attempted: set[int] = set()
-        self._outage_note = ""  # appended to every status message during a long outage
+        self._outage_since: datetime | None = None  # a long outage, noted on status messages
         self._finishing = 0  # finish posts under way; status edits wait for none
         self._shown: dict[int, int] = {}  # job id → what its status message shows (a hash)
         self._edit_locks: dict[int, asyncio.Lock] = {}  # job id → its status edits, in order
@@ -96,17 +113,39 @@ class DiscordPresenter:
 
     async def show_progress(self, job: Job) -> None:
         """Queue an edit of the status message; it replaces one still waiting for this job."""
+        self._queue_edit(job, keep=self._load is None)
+
+    @property
+    def reads_jobs(self) -> bool:
+        """True with `load`: `show_progress_of` may be used."""
+        return self._load is not None
+
+    async def show_progress_of(self, job_id: int) -> None:
+        """Queue an edit of the job's status message, showing the job as the ledger holds it
+        when the edit is due (only with `load`)."""
+        assert self._load is not None
+        self._queue_id(job_id, None)
+
+    def _queue_edit(self, job: Job, *, keep: bool) -> None:
+        """Queue an edit showing `job`: the job itself with `keep`, else its id only."""
         if not job.route.status_message_id:
             return
-        if job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
+        if keep and job.id not in self._pending and self._shown.get(job.id) == self._looks(job):
             return  # the message already shows exactly this (a change members cannot see)
-        if job.id in self._pending:
-            self._pending[job.id] = _slim(job)
+        # (With `load`, that is checked when the edit is due, on the job as it is then: at most
+        # one rendering per edit sent, not one per change absorbed.)
+        self._queue_id(job.id, _slim(job) if keep else None)
+
+    def _queue_id(self, job_id: int, state: Job | None) -> None:
+        """Queue an edit of this job showing `state` (None: read when due)."""
+        if job_id in self._pending:
+            if state is not None or self._pending[job_id] is None:
+                self._pending[job_id] = state  # (a finish's own state is never read over)
             self.counts["coalesced"] += 1
             return
-        self._pending[job.id] = _slim(job)
-        not_before = self._last_edit.get(job.id, float("-inf")) + self._interval
-        heapq.heappush(self._queue, (not_before, next(self._seq), job.id))
+        self._pending[job_id] = state
+        not_before = self._last_edit.get(job_id, float("-inf")) + self._interval
+        heapq.heappush(self._queue, (not_before, next(self._seq), job_id))
         self._kick.set()
         if self._pump is None or self._pump.done():
             self._pump = asyncio.create_task(self._run_pump())
@@ -114,12 +153,7 @@ class DiscordPresenter:
     async def show_outage(self, since: datetime | None, jobs: Sequence[Job]) -> None:
         """Note on these jobs' status messages that the image service is down since `since`
         (once per outage, queued like progress); with None, take the note away."""
-        self._outage_note = (
-            ""
-            if since is None
-            else f"\n-# ⚠️ The image service has not answered since <t:{int(since.timestamp())}:R>;"
-            " this job carries on when it is back."
-        )
+        self._outage_since = since
         for job in jobs:
             await self.show_progress(job)
 
@@ -127,7 +161,20 @@ class DiscordPresenter:
         """What the job's status message would show, as a hash (text, preview, button)."""
         preview = job.image_url if job.status is JobStatus.IN_PROGRESS else None
         modal = job.status is JobStatus.MODAL
-        return hash((status_content(job, self._locale(job)), self._outage_note, preview, modal))
+        return hash((self._status_text(job), preview, modal))
+
+    def _status_text(self, job: Job) -> str:
+        """The status message's text in the server's language, with the outage note if any."""
+        locale = self._locale(job)
+        text = status_content(job, locale)
+        if self._outage_since is not None:
+            note = msg(
+                "⚠️ The image service has not answered since {since}; "
+                "this job carries on when it is back.",
+                since=Stamp(self._outage_since),
+            )
+            text += f"\n-# {render(note, locale)}"
+        return text
 
     async def _run_pump(self) -> None:
         """Send queued status edits, earliest due first, while the budget has room for them."""
@@ -141,7 +188,11 @@ class DiscordPresenter:
                 heapq.heappop(self._queue)
                 continue
             if wait <= 0:
-                job = self._pending[job_id]
+                held = self._pending[job_id]
+                if held is None:
+                    await self._read_due()
+                    continue  # the budget may have moved while reading: look again
+                job = held
                 channel_wait = self.budget.channel_wait(job.route.post_channel_id, now)
                 if channel_wait > 0:  # this thread is busy: let other jobs go first
                     heapq.heapreplace(self._queue, (now + channel_wait, next(self._seq), job_id))
@@ -162,6 +213,27 @@ class DiscordPresenter:
             self._kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._kick.wait(), min(wait, 1.0))
+
+    async def _read_due(self) -> None:
+        """Read the jobs whose edits come next (the head of the queue and those near it) as the
+        ledger has them now, in one read. A job with nothing to show is dropped: gone, without
+        a status message, or finished but not yet posted (the finish goes first, then queues its
+        own edit). A failed read drops them too; their next change queues them again."""
+        assert self._load is not None
+        ids = [i for _, _, i in self._queue[:READ_AHEAD] if self._pending.get(i, 0) is None]
+        try:
+            found = {job.id: job for job in await self._load(ids)}
+        except Exception:
+            log.exception("reading %d jobs for their status edits failed", len(ids))
+            found = {}
+        for job_id in ids:
+            if job_id not in self._pending or self._pending[job_id] is not None:
+                continue  # taken by a finish post meanwhile, or its own state given meanwhile
+            job = found.get(job_id)
+            if job is not None and _showable(job):
+                self._pending[job_id] = _slim(job)
+            else:
+                del self._pending[job_id]
 
     def _edit_done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -198,11 +270,13 @@ class DiscordPresenter:
         message = channel.get_partial_message(job.route.status_message_id)
         embed = None
         if job.status is JobStatus.IN_PROGRESS and job.image_url:
-            embed = discord.Embed(title="Preview").set_image(url=job.image_url)
+            # TRANSLATORS: an embed's title, at most 256 characters.
+            title = render(msg("Preview"), self._locale(job))
+            embed = discord.Embed(title=title).set_image(url=job.image_url)
         try:
             # A job that waits for the member's prompt gets the button that asks for it.
-            view = continue_view(job) if job.status is JobStatus.MODAL else None
-            content = status_content(job, self._locale(job)) + self._outage_note
+            view = continue_view(job, self._locale(job)) if job.status is JobStatus.MODAL else None
+            content = self._status_text(job)
             await message.edit(content=content, embed=embed, allowed_mentions=NO_PINGS, view=view)
         except discord.HTTPException as exc:
             if exc.code == THREAD_ARCHIVED and not retried and await self._reopen(job):
@@ -242,7 +316,7 @@ class DiscordPresenter:
         finally:
             self._finishing -= 1
             self._kick.set()
-        await self.show_progress(job)
+        self._queue_edit(job, keep=True)  # the end, as posted (the ledger says POSTED later)
         return message_id
 
     async def _post_result(self, job: Job) -> int:
@@ -276,7 +350,7 @@ class DiscordPresenter:
         *,
         file: discord.File | None = None,
         link: str | None = None,
-        why: str = "",
+        why: Message | None = None,
     ) -> int:
         """Send to the thread; if it is gone or refuses, to the channel, saying so; if that is
         gone too, give up (0). Raises _Refused when the file itself cannot go anywhere."""
@@ -288,8 +362,8 @@ class DiscordPresenter:
             "nonce": job.post_nonce,
         }
         if job.status is JobStatus.SUCCEEDED and (job.buttons or job.action == "DESCRIBE"):
-            kwargs["view"] = result_view(job)
-        note = ""
+            kwargs["view"] = result_view(job, self._locale(job))
+        note: Message | None = None
         for place in places:
             channel = self._bot.get_partial_messageable(place, guild_id=job.route.guild_id)
             content = finish_content(job, link=link, why=why, note=note, locale=self._locale(job))
@@ -378,6 +452,13 @@ class DiscordPresenter:
         return guild.filesize_limit if guild else DEFAULT_UPLOAD_LIMIT
 
 
+def _showable(job: Job) -> bool:
+    """A job read for its status edit has one to show: a status message, and not a finish
+    still to be posted."""
+    unposted = job.finished and job.post_state is not PostState.POSTED
+    return bool(job.route.status_message_id) and not unposted
+
+
 def _slim(job: Job) -> Job:
     """The job without the text its status message never shows, when that text is long
     (prompts run to 4,000 characters; with 10,000 jobs waiting for an edit, theirs would be most
@@ -390,6 +471,6 @@ def _slim(job: Job) -> Job:
 class _Refused(Exception):
     """Discord refused the upload itself (permission or size): fall back to a link."""
 
-    def __init__(self, detail: str, why: str) -> None:
+    def __init__(self, detail: str, why: Message) -> None:
         super().__init__(detail)
         self.why = why  # the member's sentence: why the image is linked, not attached

@@ -1,18 +1,22 @@
 """Job → message text in a locale. Pure functions: no I/O, no client state.
 
 Public messages (the reply, the status message, the finish post) are rendered in the server's
-locale (`locale`; English when left out). Prompts are never translated; Midjourney's own button
-names ("Upscale 2", "Vary (Strong)") stay as Midjourney shows them in every language.
+locale (`locale`; English when left out), and so are the buttons under a result: Midjourney's
+labels that are words ("Vary (Strong)", "Zoom Out 2x") are shown in the server's language,
+U1, V1, 🔄 and the arrows as Midjourney shows them. Prompts are never translated.
 """
 
 from __future__ import annotations
+
+import dataclasses
 
 import discord
 
 from bot.core.errors import failure_messages
 from bot.core.followups import button_kind, describe_prompts
+from bot.core.images import safe_filename
 from bot.core.jobs import Button, Job, JobStatus
-from bot.core.messages import Code, UserRef, msg
+from bot.core.messages import Code, Message, UserRef, msg, plural_msg
 from bot.discord_ui.i18n.render import render
 
 BAR_WIDTH = 20
@@ -53,6 +57,33 @@ def thread_name(prompt: str) -> str:
 DEFAULT_LOCALE = "en-US"
 
 
+def headline(job: Job, locale: str = DEFAULT_LOCALE) -> str:
+    """What the public reply and the thread are titled: the member's prompt as written (never
+    translated); for /describe and /blend, which have none, what was asked, in `locale`."""
+    sources = job.inputs.sources
+    if job.action == "DESCRIBE" and sources:
+        return render(msg("Describe {file}", file=safe_filename(sources[0].filename)), locale)
+    if job.action == "BLEND":
+        count = job.reference_count or len(sources)
+        match job.inputs.dimensions:
+            case "PORTRAIT":
+                blend = plural_msg(
+                    "Blend of {count} image (portrait)", "Blend of {count} images (portrait)", count
+                )
+            case "LANDSCAPE":
+                blend = plural_msg(
+                    "Blend of {count} image (landscape)",
+                    "Blend of {count} images (landscape)",
+                    count,
+                )
+            case _:
+                blend = plural_msg(
+                    "Blend of {count} image (square)", "Blend of {count} images (square)", count
+                )
+        return render(blend, locale)
+    return job.prompt
+
+
 def reply_content(
     prompt: str, mode_label: str, requester_id: int, locale: str = DEFAULT_LOCALE
 ) -> str:
@@ -68,9 +99,9 @@ def marker(job: Job) -> str:
     return f"-# job {job.id} · task {job.task_id or '—'}"
 
 
-def action_label(custom_id: str) -> str:
+def action_label(custom_id: str, locale: str = DEFAULT_LOCALE) -> str:
     """A button press in words: "Upscale 2", "Vary (Strong)", "Zoom out 2x", "Pan left" …"""
-    return button_kind(custom_id).label
+    return render(button_kind(custom_id).label, locale)
 
 
 def status_content(job: Job, locale: str = DEFAULT_LOCALE) -> str:
@@ -82,7 +113,7 @@ def status_content(job: Job, locale: str = DEFAULT_LOCALE) -> str:
     if job.custom_id:
         asked = msg(
             "**{action}** · requested by {requester}",
-            action=action_label(job.custom_id),
+            action=action_label(job.custom_id, locale),
             requester=UserRef(job.route.requester_id),
         )
         head = f"{render(asked, locale)}\n{head}"
@@ -113,8 +144,8 @@ def finish_content(
     job: Job,
     *,
     link: str | None = None,
-    why: str = "",
-    note: str = "",
+    why: Message | None = None,
+    note: Message | None = None,
     locale: str = DEFAULT_LOCALE,
 ) -> str:
     """The finish post: mentions the requester; says what failed in plain words. With `link`,
@@ -134,14 +165,20 @@ def finish_content(
         body += "\n" + "\n".join(lines)
         body += "\n" + render(msg("Press a number to imagine one."), locale) if prompts else ""
     elif job.custom_id:
-        action = action_label(job.custom_id).lower()
+        action = action_label(job.custom_id, locale)
+        # English reads "your upscale 2 is ready"; other languages keep the label's own case
+        # (German nouns, for one, are capitalised).
+        action = action.lower() if locale.startswith("en") else action
+        # TRANSLATORS: {action} is a button's label, such as "Upscale 2" or "Zoom out 2x".
         body = render(msg("{who} your {action} is ready.", who=who, action=action), locale)
     else:
         body = render(msg("{who} your image is ready.", who=who), locale)
     if link and job.status is JobStatus.SUCCEEDED and job.action != "DESCRIBE":
-        body += f"\n{why or 'It could not be attached'}, so here is a link: {link}"
-    if note:  # first, where the member looks
-        body = f"{note}\n{body}"
+        # `why` is a whole sentence with a {link} placeholder (see presenter.py's reasons).
+        said = why or msg("It could not be attached, so here is a link: {link}", link=link)
+        body += "\n" + render(dataclasses.replace(said, params=(("link", link),)), locale)
+    if note is not None:  # first, where the member looks
+        body = f"{render(note, locale)}\n{body}"
     tail = f"\n{marker(job)}"
     return body[: MAX_CONTENT - len(tail)] + tail
 
@@ -169,10 +206,15 @@ def button_rows(buttons: tuple[Button, ...]) -> list[list[tuple[int, Button]]]:
     return rows[:5]
 
 
-def button_face(button: Button) -> tuple[str | None, str | None]:
-    """(label, emoji) for a Discord button. MJ's custom emoji *names* (upscale_1) are dropped."""
+def button_face(button: Button, locale: str = DEFAULT_LOCALE) -> tuple[str | None, str | None]:
+    """(label, emoji) for a Discord button in `locale`. MJ's custom emoji *names* (upscale_1)
+    are dropped. A label in words is the server's language's (English keeps Midjourney's own
+    spelling, "Zoom Out 2x"); U1, V1 and the like stay as they are."""
     emoji = button.emoji if button.emoji and not button.emoji.isascii() else None
+    kind = button_kind(button.custom_id)
     label = button.label[:80] or None
+    if label is not None and kind.worded and not locale.startswith("en"):
+        label = render(kind.label, locale)[:80]
     if label is None and emoji is None:
-        label = button_kind(button.custom_id).family.replace("_", " ").title() or "…"
+        label = kind.family.replace("_", " ").title() or "…"
     return label, emoji

@@ -17,11 +17,13 @@ from typing import cast
 import discord
 
 from bot.core.jobs import Job, PostState
+from bot.core.messages import msg
 from bot.core.ports import Clock
 from bot.core.services import Submitter
+from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.jobflow import open_thread, post_status
-from bot.discord_ui.render import NO_PINGS, reply_content
+from bot.discord_ui.render import NO_PINGS, headline, reply_content
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +31,7 @@ log = logging.getLogger(__name__)
 #: route takes "@original" for an interaction's original response.
 ORIGINAL = cast(int, "@original")
 
-RESTARTED = (
+RESTARTED = msg(
     "The bot restarted before it could answer this request; it was not carried out and "
     "nothing was charged. Please try again."
 )
@@ -53,11 +55,9 @@ class DiscordPlaces:
         reply_id = job.route.reply_message_id or await self._reply(job)
         if not reply_id:
             return
-        channel = self._bot.get_partial_messageable(
-            job.route.channel_id, guild_id=job.route.guild_id
-        )
         if not job.route.thread_id and not job.route.no_thread:
-            await open_thread(channel.get_partial_message(reply_id), job, self._service)
+            locale = server_locale(self._bot, job.route.guild_id)
+            await open_thread(await self._threadable(job, reply_id), job, self._service, locale)
         fresh = await self._service.ledger.repo.get(job.id)
         if fresh is not None and not fresh.route.status_message_id:
             where = self._bot.get_partial_messageable(
@@ -70,7 +70,9 @@ class DiscordPlaces:
     async def _reply(self, job: Job) -> int:
         """Make (or find) the job's public reply and record it; 0 when Discord refused."""
         locale = server_locale(self._bot, job.route.guild_id)
-        content = reply_content(job.prompt, job.mode.label, job.route.requester_id, locale)
+        content = reply_content(
+            headline(job, locale), job.mode.label, job.route.requester_id, locale
+        )
         hook = self._hook(job)
         if hook is not None:
             try:
@@ -96,6 +98,24 @@ class DiscordPlaces:
         log.info("job %s: token expired; posted a fresh reply", job.id)
         return fresh.id
 
+    async def _threadable(self, job: Job, reply_id: int) -> discord.PartialMessage:
+        """The reply as a message a thread can be opened on. discord.py opens one only on a
+        message whose server it knows; a process that does not run the server's shard (one
+        carrying on a dead process's command) has no such server cached, so it reads the
+        channel from Discord first."""
+        channel: object = self._bot.get_channel(job.route.channel_id)
+        if channel is None:
+            try:
+                channel = await self._bot.fetch_channel(job.route.channel_id)
+            except discord.HTTPException as exc:
+                log.info("job %s: could not read its channel: %s", job.id, exc)
+        if isinstance(channel, discord.TextChannel | discord.VoiceChannel | discord.Thread):
+            return channel.get_partial_message(reply_id)
+        partial = self._bot.get_partial_messageable(
+            job.route.channel_id, guild_id=job.route.guild_id
+        )
+        return partial.get_partial_message(reply_id)
+
     async def _tell_refused(self, job: Job) -> None:
         """A job refused before its reply was made, by a process that died before telling the
         member: the loading message, if still loading, says the request was not carried out."""
@@ -105,7 +125,9 @@ class DiscordPlaces:
         try:
             message = await hook.fetch_message(ORIGINAL)
             if message.flags.loading:
-                await hook.edit_message(ORIGINAL, content=RESTARTED, allowed_mentions=NO_PINGS)
+                # The loading message is public (a "thinking" defer): the server's language.
+                content = render(RESTARTED, server_locale(self._bot, job.route.guild_id))
+                await hook.edit_message(ORIGINAL, content=content, allowed_mentions=NO_PINGS)
         except discord.HTTPException as exc:
             log.info("job %s: could not tell the member about the refusal: %s", job.id, exc)
 

@@ -14,7 +14,9 @@ import discord
 from discord import app_commands
 
 from bot.core.errors import ApiError, Misconfigured, MjcordError
+from bot.core.messages import Message, msg
 from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import member_locale
 from bot.discord_ui.render import NO_PINGS
 from bot.discord_ui.validation import InvalidInput, check_command
 
@@ -27,7 +29,7 @@ log = logging.getLogger(__name__)
 REPLIED = "mjcord_replied"
 
 #: The one sentence for an interaction from a DM (or a group DM): no server, no moderation.
-SERVER_ONLY = "mjcord works only in servers: run this in a server channel where I am present."
+SERVER_ONLY = msg("mjcord works only in servers: run this in a server channel where I am present.")
 
 #: Where every command may run: servers only, installed to a server only. Discord hides the
 #: commands elsewhere (`contexts` [0], `integration_types` [0] in the synced payload; see
@@ -85,42 +87,47 @@ def member_sentence(error: BaseException, *, where: str = "", locale: str = "en-
     library = _library_sentence(error)
     if library is not None:
         log.info("refused%s: %s: %s", where, type(error).__name__, error)
-        return library
+        return render(library, locale)
     ref = secrets.token_hex(3)
     log.error("unexpected error%s (ref %s)", where, ref, exc_info=error)
-    return f"Something went wrong on my side (ref {ref}). Please try again in a minute."
+    return render(
+        msg("Something went wrong on my side (ref {ref}). Please try again in a minute.", ref=ref),
+        locale,
+    )
 
 
-def _library_sentence(error: BaseException) -> str | None:
+def _library_sentence(error: BaseException) -> Message | None:
     """Sentences for discord.py's own errors: input, permissions, things that are gone."""
     if isinstance(error, InvalidInput):
-        return error.sentence
+        return error.message
     if isinstance(error, app_commands.NoPrivateMessage):
         return SERVER_ONLY
     if isinstance(error, app_commands.TransformerError):
         # The error names no option (only its type and value); the value is the member's text
         # and is not echoed.
-        return f"A {_type_word(error.type)} option has a value I can't use; please pick it again."
+        return msg("An option has a value I can't use; please pick it again.")
     if isinstance(error, app_commands.MissingPermissions | app_commands.MissingAnyRole):
-        return "You don't have the permission this command needs here."
+        return msg("You don't have the permission this command needs here.")
     if isinstance(error, app_commands.BotMissingPermissions):
         missing = ", ".join(p.replace("_", " ") for p in error.missing_permissions)
-        return f"I need the {missing} permission here; please ask a moderator."
+        # TRANSLATORS: {permission} is Discord's permission name in English ("attach files").
+        return msg(
+            "I need the {permission} permission here; please ask a moderator.", permission=missing
+        )
     if isinstance(error, app_commands.CommandOnCooldown):
-        return f"Please wait {error.retry_after:.0f} s before using this again."
+        seconds = f"{error.retry_after:.0f}"
+        return msg("Please wait {seconds} s before using this again.", seconds=seconds)
     if isinstance(error, app_commands.CommandNotFound | app_commands.CommandSignatureMismatch):
-        return "This command has changed or is no longer available; please try it again."
+        return msg("This command has changed or is no longer available; please try it again.")
     if isinstance(error, app_commands.CheckFailure):
-        return "You can't use this command here."
+        return msg("You can't use this command here.")
     if isinstance(error, discord.NotFound):
-        return "That message, channel or member is gone, so I could not finish this."
+        return msg("That message, channel or member is gone, so I could not finish this.")
     if isinstance(error, discord.Forbidden):
-        return "Discord did not let me do that here (a missing permission); please ask a moderator."
+        return msg(
+            "Discord did not let me do that here (a missing permission); please ask a moderator."
+        )
     return None
-
-
-def _type_word(kind: discord.AppCommandOptionType) -> str:
-    return kind.name.replace("_", " ")
 
 
 async def tell_error(interaction: discord.Interaction[MjcordBot], error: BaseException) -> None:
@@ -129,18 +136,21 @@ async def tell_error(interaction: discord.Interaction[MjcordBot], error: BaseExc
     sentence = member_sentence(
         error,
         where=f" in /{command} (interaction {interaction.id})",
-        locale=interaction.locale.value,  # only this member sees it: their client's language
+        locale=member_locale(interaction),  # only this member sees it: their client's language
     )
     await tell(interaction, sentence)
 
 
-async def tell(interaction: discord.Interaction[MjcordBot], sentence: str) -> None:
-    """An ephemeral message to the member who ran the interaction.
+async def tell(interaction: discord.Interaction[MjcordBot], sentence: str | Message) -> None:
+    """An ephemeral message to the member who ran the interaction (a `Message` is rendered in
+    their client's language: only they see it).
 
     After a public "thinking" defer, Discord makes the first followup replace the loading message
     *publicly*; so when no public reply was made yet, the loading message is deleted first and
     the sentence is sent as a new, ephemeral followup.
     """
+    if isinstance(sentence, Message):
+        sentence = render(sentence, member_locale(interaction))
     try:
         if not interaction.response.is_done():
             await interaction.response.send_message(

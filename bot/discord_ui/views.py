@@ -24,6 +24,9 @@ from bot.core.followups import (
     job_button_id,
 )
 from bot.core.jobs import Job
+from bot.core.messages import msg
+from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import DEFAULT_LOCALE
 from bot.discord_ui.mod_views import ReportButton
 from bot.discord_ui.render import button_face, button_rows
 from bot.discord_ui.tree import SERVER_ONLY, tell, tell_error
@@ -39,7 +42,7 @@ CLAIMED = "mjcord_claimed"
 #: The cog that handles presses (discord.py names a cog after its class by default).
 BUTTON_HANDLER_COG = "FollowUpCog"
 
-GONE = "This button is no longer available."
+GONE = msg("This button is no longer available.")
 
 
 @runtime_checkable
@@ -75,7 +78,7 @@ async def guarded(
             return
         handler = cast("MjcordBot", interaction.client).get_cog(BUTTON_HANDLER_COG)
         if not isinstance(handler, ButtonHandler):
-            await tell(interaction, "These buttons are not available right now.")
+            await tell(interaction, msg("These buttons are not available right now."))
             return
         await work(handler)
     except Exception as exc:
@@ -139,10 +142,10 @@ class JobButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=JOB_BUT
 class ContinueButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=CONTINUE_TEMPLATE):
     """ "Continue": gives a job that waits in MODAL (remix, custom zoom) the member's prompt."""
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, label: str = "Edit prompt and continue") -> None:
         super().__init__(
             discord.ui.Button(
-                label="Edit prompt and continue",
+                label=label,
                 emoji="✏️",
                 style=discord.ButtonStyle.primary,
                 custom_id=f"mjin:{job_id}",
@@ -190,32 +193,38 @@ class MjcordModal(discord.ui.Modal):
         await tell_error(interaction, error)
 
 
-def continue_view(job: Job) -> discord.ui.View:
-    """The button under a job that waits for the member's input."""
+def continue_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View:
+    """The button under a job that waits for the member's input (its label in the server's
+    `locale`: everyone in the channel sees it)."""
     view = discord.ui.View(timeout=None)
-    view.add_item(ContinueButton(job.id))
+    # TRANSLATORS: a button's label, at most 80 characters.
+    label = render(msg("Edit prompt and continue"), locale)
+    view.add_item(ContinueButton(job.id, label=label))
     return view
 
 
-def result_view(job: Job) -> discord.ui.View:
+def result_view(job: Job, locale: str = DEFAULT_LOCALE) -> discord.ui.View:
     """The buttons under a finished job's image, laid out like Midjourney's; under a /describe,
-    one "Imagine n" button per prompt."""
+    one "Imagine n" button per prompt. Labels in words are in the server's `locale`."""
     view = discord.ui.View(timeout=None)
     if job.action == "DESCRIBE":
         for index, _ in enumerate(describe_prompts(job.final_prompt)):
+            # TRANSLATORS: a button's label, at most 80 characters.
+            imagine = render(msg("Imagine {number}", number=index + 1), locale)
             view.add_item(
-                JobButton(
-                    job.id, index, kind=PressKind.DESCRIBE, label=f"Imagine {index + 1}", emoji="🎨"
-                )
+                JobButton(job.id, index, kind=PressKind.DESCRIBE, label=imagine, emoji="🎨")
             )
         return view
     for row_number, row in enumerate(button_rows(job.buttons)):
         for index, button in row:
-            label, emoji = button_face(button)
+            label, emoji = button_face(button, locale)
             kind = PressKind.for_button(button)
             view.add_item(
                 JobButton(job.id, index, kind=kind, label=label, emoji=emoji, row=row_number)
             )
+    report = ReportButton(job.id)
+    # TRANSLATORS: a button's label, at most 80 characters.
+    report.item.label = render(msg("Report"), locale)
     with contextlib.suppress(ValueError):  # every row full: no room for 🚩 Report
-        view.add_item(ReportButton(job.id))  # the first row with room
+        view.add_item(report)  # the first row with room
     return view

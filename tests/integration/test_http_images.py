@@ -108,4 +108,5 @@ async def test_the_pixel_cap_is_a_setting(cdn: Cdn) -> None:
         strict = HttpImages(session, extra_hosts=["127.0.0.1"], max_pixels=15)
         with pytest.raises(AttachmentFault) as caught:
             await strict.fetch_reference(f"{cdn.base}/ok.png", 1024 * 1024)
-    assert caught.value.problem.startswith("is 4×4 pixels")
+    said = caught.value.named("image1", "ok.png").member_message
+    assert said.startswith("image1: `ok.png` is 4×4 pixels")

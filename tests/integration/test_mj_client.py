@@ -1010,3 +1010,40 @@ async def test_every_failure_is_one_log_line_with_endpoint_and_status(
     (record,) = caplog.records
     assert "POST /mj/submit/imagine -> HTTP 502" in record.getMessage()
     assert KEY not in caplog.text
+
+
+async def test_an_unchanged_list_answer_is_not_parsed_again(sim: Any, client: MjClient) -> None:
+    """The tracker's idle cycles: the same bytes for a chunk mean the same snapshots, so the
+    client says "unchanged" instead of parsing them; any change in the answer reads it again."""
+    ids = [
+        (await client.imagine(ImagineRequest(f"pig {i}", Mode.MID_JOURNEY))).task_id for i in "ab"
+    ]
+    mark, snaps = await client.list_if_changed(ids, None)
+    assert mark is not None and snaps is not None
+    assert sorted(s.task_id for s in snaps) == sorted(ids)
+    again, unchanged = await client.list_if_changed(ids, mark)
+    assert (again, unchanged) == (mark, None)
+    sim.advance(ids[0])
+    moved, snaps = await client.list_if_changed(ids, mark)
+    assert moved != mark and snaps is not None
+    assert {s.task_id: s for s in snaps} == {s.task_id: s for s in await client.list_by_ids(ids)}
+    # A mark from another chunk's answer matches nothing here.
+    _, other = await client.list_if_changed(ids[:1], moved)
+    assert other is not None and [s.task_id for s in other] == ids[:1]
+
+
+async def test_an_error_answer_is_never_taken_for_unchanged(
+    scripted: Scripted, sclient: MjClient
+) -> None:
+    path = "/mj/task/list-by-condition"
+    scripted.on(path, body=[task_json("1")])
+    mark, snaps = await sclient.list_if_changed(["1"], None)
+    assert snaps is not None and [s.task_id for s in snaps] == ["1"]
+    scripted.on(path, status=500, body=[task_json("1")])  # the same bytes, as an error
+    with pytest.raises(Unavailable):
+        await sclient.list_if_changed(["1"], mark)
+    scripted.on(path, status=404)
+    scripted.on("/mj/task/1/fetch", body=task_json("1"))
+    gone, fetched = await sclient.list_if_changed(["1"], mark)  # fetches each from now on
+    assert gone is None and fetched is not None and [s.task_id for s in fetched] == ["1"]
+    assert not sclient.list_by_condition_supported

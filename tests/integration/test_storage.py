@@ -367,37 +367,6 @@ async def test_replace_writes_only_over_the_expected_version(storage: Storage) -
     assert await storage.jobs.get(stored.id) == finished
 
 
-async def test_only_one_of_several_processes_claims_a_finish_post(target: Target) -> None:
-    first, second = await target.open(), await target.open()
-    try:
-        job = await first.jobs.add(
-            make_job(task_id="p", status=JobStatus.SUCCEEDED, post_state=PostState.INTENT)
-        )
-        claims = await asyncio.gather(
-            *(s.jobs.claim_post(job.id, now=T0) for s in [first, second] * 3)
-        )
-        assert sorted(claims) == [False] * 5 + [True]
-        # The lease runs out (the claimant died): someone else may take over.
-        assert await second.jobs.claim_post(job.id, now=T0 + timedelta(minutes=1)) is False
-        assert await second.jobs.claim_post(job.id, now=T0 + timedelta(minutes=3)) is True
-        # Released early: claimable at once.
-        await second.jobs.release_post(job.id)
-        assert await first.jobs.claim_post(job.id, now=T0 + timedelta(minutes=3)) is True
-        # Once posted there is nothing left to claim, and saving keeps the claim column.
-        await first.jobs.save(dataclasses.replace(job, post_state=PostState.POSTED))
-        assert await first.jobs.claim_post(job.id, now=T0 + timedelta(hours=1)) is False
-    finally:
-        await first.close()
-        await second.close()
-
-
-async def test_a_job_not_waiting_to_be_posted_cannot_be_claimed(storage: Storage) -> None:
-    job = await storage.jobs.add(make_job(task_id="q", post_state=PostState.NONE))
-
-    assert await storage.jobs.claim_post(job.id, now=T0) is False
-    assert await storage.jobs.claim_post(987654, now=T0) is False
-
-
 # --- migrations, restarts, health ----------------------------------------------------------
 
 
@@ -407,7 +376,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
     storage = await target.open()
     try:
         job = await storage.jobs.add(make_job())
-        assert await storage.revision() == head_revision() == "0004"
+        assert await storage.revision() == head_revision() == "0006"
 
         await storage.migrate()
         again = await target.open()
@@ -416,7 +385,7 @@ async def test_open_migrates_to_head_and_a_second_migration_is_a_no_op(
         assert await storage.revision() == head_revision()
         async with storage.engine.connect() as conn:
             versions = (await conn.execute(text("SELECT version_num FROM alembic_version"))).all()
-        assert [tuple(row) for row in versions] == [("0004",)]
+        assert [tuple(row) for row in versions] == [("0006",)]
         assert await storage.jobs.get(job.id) == job
     finally:
         await storage.close()

@@ -32,7 +32,9 @@ from bot.core.moderation import (
     decide_quota,
 )
 from bot.core.moderation import settings as change
+from bot.core.moderation.service import Deletion
 from bot.core.ports import ModerationRepository, Ticket
+from bot.discord_ui.i18n.render import render
 from tests.integration import test_storage as base
 from tests.integration.test_storage import BIG_ID, Target
 from tests.unit.fakes import FakeClock
@@ -83,6 +85,7 @@ async def test_settings_and_role_limits_round_trip(storage: Storage) -> None:
         default_mode=Mode.NIJI_JOURNEY,
         log_channel_id=CHANNEL + 2,
         moderator_role_id=BIG_ID + 3,
+        language="zh-TW",
     )
     await storage.moderation.save_policy(policy)
     assert await storage.moderation.policy(G) == policy
@@ -90,6 +93,31 @@ async def test_settings_and_role_limits_round_trip(storage: Storage) -> None:
     await storage.moderation.save_policy(fewer)
     assert await storage.moderation.policy(G) == fewer
     assert await storage.moderation.policy(G + 1) == Policy(G + 1)
+
+
+async def test_the_chosen_languages_are_read_back_for_every_server_that_has_one(
+    storage: Storage,
+) -> None:
+    repo = storage.moderation
+    assert await repo.languages() == {}
+    await repo.save_policy(Policy(G, language="ja"))
+    await repo.save_policy(Policy(G + 1, language="pt-BR"))
+    await repo.save_policy(Policy(G + 2))  # follows Discord's setting: not listed
+    assert await repo.languages() == {G: "ja", G + 1: "pt-BR"}
+    gate = ModerationGate(repo, FakeClock())
+    await gate.load_languages()
+    assert gate.languages.chosen(G) == "ja" and gate.languages.chosen(G + 2) == ""
+    # Another process clears one: this one's next re-read (every minute) follows.
+    elsewhere = ModerationService(ModerationGate(repo, FakeClock()), storage.jobs)
+    await elsewhere.change(MOD, "language", change.language(""))
+    assert gate.languages.chosen(G) == "ja"
+    await gate.load_languages()
+    assert gate.languages.chosen(G) == "" and await repo.languages() == {G + 1: "pt-BR"}
+    mods = ModerationService(gate, storage.jobs)
+    await mods.change(MOD, "language", change.language("ko"))  # its own change: at once
+    assert gate.languages.chosen(G) == "ko"
+    with pytest.raises(NotAllowed):
+        change.language("xx-YY")
 
 
 async def test_bans_expire_are_replaced_and_lifted(storage: Storage) -> None:
@@ -393,7 +421,7 @@ async def test_the_gate_reserves_refunds_strikes_and_bans(storage: Storage) -> N
     await gate.settle(job(3, JobStatus.FAILED, "[Banned prompt detected] Sorry!"))
     with pytest.raises(Refused, match="banned from using this bot") as err:
         await gate.admit(ticket)
-    assert "<t:" in err.value.member_message
+    assert err.value.message is not None and "<t:" in render(err.value.message, "en-US")
     kinds = [e.kind for e in seen.entries]
     assert kinds.count(AuditKind.SUBMISSION) == 3 and kinds.count(AuditKind.STRIKE) == 2
     assert AuditKind.AUTO_BAN in kinds and kinds.count(AuditKind.REFUSAL) == 2
@@ -491,3 +519,38 @@ async def test_moderator_actions_refuse_bad_targets_and_numbers_and_change_nothi
     assert await storage.moderation.bans(G, clock.now()) == []
     assert await storage.moderation.policy(G) == before
     assert (await storage.moderation.usage(G, V, clock.now())).credits == 0
+
+
+class Results:
+    """Result messages that are all there to delete."""
+
+    def __init__(self) -> None:
+        self.deleted: list[int] = []
+
+    async def delete(self, guild_id: int, channel_id: int, message_id: int) -> Deletion:
+        self.deleted.append(message_id)
+        return Deletion.DELETED
+
+
+@pytest.mark.parametrize(
+    ("post_state", "message_id", "answer"),
+    [
+        (PostState.NONE, 0, "Job {job} has no posted result to delete."),
+        # The outcome is known and on its way: the moderator may already see it.
+        (PostState.INTENT, 0, "Job {job}'s result is still being posted."),
+        (PostState.POSTED, 555, "Job {job}'s result is deleted."),
+    ],
+)
+async def test_deleting_a_result_says_where_the_result_stands(
+    storage: Storage, post_state: PostState, message_id: int, answer: str
+) -> None:
+    mods = ModerationService(ModerationGate(storage.moderation, FakeClock()), storage.jobs)
+    made = await storage.jobs.add(
+        dataclasses.replace(
+            job(0, JobStatus.SUCCEEDED), post_state=post_state, result_message_id=message_id
+        )
+    )
+    results = Results()
+    said = render(await mods.delete_result(MOD, made.id, results), "en-US")
+    assert said.startswith(answer.format(job=made.id))
+    assert results.deleted == ([message_id] if message_id else [])

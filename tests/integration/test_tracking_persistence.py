@@ -239,3 +239,48 @@ async def test_the_watched_fingerprint_moves_with_every_change_a_cycle_cares_abo
     assert await changed()  # joined
     await repo.save(dataclasses.replace(b, status=JobStatus.SUCCEEDED, progress=100))
     assert await changed()  # left
+
+
+async def test_the_progress_view_holds_what_absorbing_reads(storage: Storage) -> None:
+    """`progress_view` (what the tracker reads when its observer reads the jobs it shows) agrees
+    with the full job on every field a snapshot's absorption reads, so both absorb alike."""
+    repo = storage.jobs
+    assert isinstance(repo, TrackingStore)
+    rows = [
+        await repo.add(make_job(task_id="a", progress=10, image_url="https://x/p")),
+        await repo.add(
+            make_job(task_id="b", status=JobStatus.QUEUED, queue_position=3, final_prompt="fp")
+        ),
+        await repo.add(
+            make_job(task_id="c", status=JobStatus.FAILED, fail_reason="no", progress=0)
+        ),
+    ]
+    done = dataclasses.replace(rows[2], finished_at=rows[2].created_at)
+    await repo.save(done)
+    full = {j.id: j for j in await repo.many([j.id for j in rows])}
+    slim = {j.id: j for j in await repo.progress_view([j.id for j in rows])}
+    assert set(slim) == set(full)
+    now = rows[0].created_at
+    for job_id, whole in full.items():
+        part = slim[job_id]
+        for field in ("task_id", "status", "progress", "queue_position", "image_url"):
+            assert getattr(part, field) == getattr(whole, field)
+        assert (part.fail_reason, part.final_prompt, part.buttons, part.post_state) == (
+            whole.fail_reason,
+            whole.final_prompt,
+            whole.buttons,
+            whole.post_state,
+        )
+        assert (part.finished_at is None) == (whole.finished_at is None)
+        for snap in (
+            TaskSnapshot(whole.task_id or "", TaskStatus.IN_PROGRESS, 55, image_url="https://y"),
+            TaskSnapshot(whole.task_id or "", TaskStatus.SUCCESS, 100),
+        ):
+            a, b = whole.absorb(snap, now), part.absorb(snap, now)
+            assert (a is whole) == (b is part)
+            assert (a.status, a.progress, a.image_url, a.final_prompt) == (
+                b.status,
+                b.progress,
+                b.image_url,
+                b.final_prompt,
+            )

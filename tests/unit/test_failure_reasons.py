@@ -68,3 +68,22 @@ def test_the_services_words_are_always_one_inert_bounded_code_span(reason: str) 
 def test_describe_failure_never_raises_and_keeps_its_shape(reason: str) -> None:
     text = describe_failure(reason)
     assert text and text.count("\n") <= 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "locale", "sentence"),
+    [
+        ("3 seconds", "en-US", "The image service did not finish this job within 3 seconds."),
+        ("1 second", "en-US", "The image service did not finish this job within 1 second."),
+        ("3 seconds", "ru", "Сервис изображений не завершил это задание за 3 секунды."),
+        ("21 minutes", "ru", "Сервис изображений не завершил это задание за 21 минуту."),
+        ("5 minutes", "de", "Der Bilddienst hat diesen Auftrag nicht innerhalb von 5 Minuten"),
+        ("10 minutes", "ja", "画像サービスは 10 分以内にこのジョブを完了しませんでした。"),
+    ],
+)
+def test_the_time_limit_is_said_with_each_languages_plural(
+    limit: str, locale: str, sentence: str
+) -> None:
+    # The tracker's own reason (bot.core.tracking), as the ledger keeps it.
+    reason = f"The image service did not finish this job within {limit}."
+    assert describe_failure(reason, locale).startswith(sentence)

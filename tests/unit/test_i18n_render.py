@@ -9,9 +9,11 @@ from datetime import UTC, datetime
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.core.messages import Code, Stamp, UserRef, msg, plural_msg
+from bot.core.jobs import Button
+from bot.core.messages import ChannelRefs, Code, Option, Stamp, UserRef, msg, plural_msg
 from bot.discord_ui.i18n.catalog import Catalogues
 from bot.discord_ui.i18n.render import MAX_CODE, code_span, render
+from bot.discord_ui.render import button_face
 
 LIMIT = "The limit is {limit} MB for {file}."
 USED = ("You have made {count} image today.", "You have made {count} images today.")
@@ -78,3 +80,42 @@ def test_a_code_span_is_inert_whatever_the_text(text: str) -> None:
     inner = span[1:-1]
     assert span.startswith("`") and span.endswith("`") and "`" not in inner
     assert "\n" not in span and len(inner) <= MAX_CODE
+
+
+def test_an_option_is_named_as_the_members_client_shows_it() -> None:
+    message = msg("{option}: {file} is empty.", option=Option("image1"), file=Code("a.png"))
+    assert render(message, "en-US") == "image1: `a.png` is empty."
+    assert render(message, "ja").startswith("画像1: `a.png`")
+    assert message.plain() == "image1: `a.png` is empty."  # the log's English
+
+
+def test_worded_buttons_follow_the_locale_and_u1_v1_stay() -> None:
+    strong = Button("MJ::JOB::high_variation::1::abc", "Vary (Strong)", "🪄", 2)
+    zoom = Button("MJ::Outpaint::50::1::abc", "Zoom Out 2x", "🔍", 2)
+    u1 = Button("MJ::JOB::upsample::1::abc", "U1", "", 2)
+    reroll = Button("MJ::JOB::reroll::0::abc::SOLO", "", "🔄", 2)
+    assert button_face(strong, "en-US") == ("Vary (Strong)", "🪄")  # Midjourney's own spelling
+    assert button_face(zoom, "en-US") == ("Zoom Out 2x", "🔍")
+    assert button_face(strong, "fr") == ("Varier (fort)", "🪄")
+    assert button_face(zoom, "ja") == ("2倍ズームアウト", "🔍")
+    assert button_face(u1, "ru") == ("U1", None) and button_face(reroll, "de") == (None, "🔄")
+
+
+def test_a_message_inside_a_message_is_rendered_in_the_same_locale() -> None:
+    catalogues = Catalogues(
+        "messages",
+        {
+            "ru": {
+                (None, "Wait {span} in {channels}."): "Подождите {span} в {channels}.",
+                (None, "{count} hour"): ("{count} час", "{count} часа", "{count} часов"),
+            }
+        },
+    )
+    wait = msg(
+        "Wait {span} in {channels}.",
+        span=plural_msg("{count} hour", "{count} hours", 5),
+        channels=ChannelRefs((1, 2)),
+    )
+    assert render(wait, "ru", catalogues) == "Подождите 5 часов в <#1>, <#2>."
+    assert render(wait, "de", catalogues) == "Wait 5 hours in <#1>, <#2>."
+    assert wait.plain() == "Wait 5 hours in <#1>, <#2>."

@@ -8,6 +8,7 @@ import discord
 import pytest
 from discord import app_commands
 
+from bot.core.messages import Code, msg
 from bot.discord_ui.tree import SERVER_ONLY, member_sentence
 from bot.discord_ui.validation import InvalidInput
 
@@ -22,11 +23,14 @@ class _Transformer(app_commands.Transformer[Any]):
 
 
 CASES: list[tuple[BaseException, str]] = [
-    (InvalidInput("`prompt` can't be empty."), r"^`prompt` can't be empty\.$"),
-    (app_commands.NoPrivateMessage(), "^" + SERVER_ONLY),
+    (
+        InvalidInput(msg("{name} can't be empty.", name=Code("prompt"))),
+        r"^`prompt` can't be empty\.$",
+    ),
+    (app_commands.NoPrivateMessage(), "^" + SERVER_ONLY.text),
     (
         app_commands.TransformerError("x", discord.AppCommandOptionType.user, _Transformer()),
-        r"^A user option has a value I can't use",
+        r"^An option has a value I can't use",
     ),
     (app_commands.MissingPermissions(["manage_guild"]), r"^You don't have the permission"),
     (app_commands.BotMissingPermissions(["attach_files"]), r"^I need the attach files permission"),

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.core.messages import Message
 from bot.core.moderation import (
     Ban,
     Charge,
@@ -29,13 +30,29 @@ from bot.core.moderation import (
     describe_quota,
     parse_duration,
     quota_status,
-    stamp,
     strike_ban,
 )
+from bot.discord_ui.i18n.render import render
 from tests.unit.fakes import FakeClock
 
 G, U = 10, 20
 SUPPORTER, ARTIST = 30, 31
+
+
+def said(message: Message) -> str:
+    """A core message as an English-speaking member reads it."""
+    return render(message, "en-US")
+
+
+def quota_text(lines: tuple[Message, ...]) -> str:
+    """The /quota answer as an English-speaking member reads it."""
+    return "\n".join(map(said, lines))
+
+
+def stamp(at: object, style: str = "R") -> str:
+    """A Discord timestamp as the rendered sentence carries it."""
+    assert hasattr(at, "timestamp")
+    return f"<t:{int(at.timestamp())}:{style}>"
 
 
 def times(clock: FakeClock, *minutes_ago: float) -> tuple:  # type: ignore[type-arg]
@@ -55,7 +72,7 @@ def test_five_per_day_refuses_the_sixth_and_says_when_the_first_frees_up() -> No
     assert decide_quota(policy, (), Usage(member_times=used[:4]), clock.now()) is Charge.QUOTA
     refusal = refused(decide_quota(policy, (), Usage(member_times=used), clock.now()), Rule.DAY)
     frees = used[0] + timedelta(days=1)
-    assert refusal.reason == (
+    assert said(refusal.reason) == (
         "You have used your 5 images for today; "
         f"the next one frees up <t:{int(frees.timestamp())}:R>."
     )
@@ -76,7 +93,7 @@ def test_the_hourly_window_is_checked_before_the_daily_one() -> None:
     policy = Policy(G, limits=Limits(per_day=10, per_hour=2))
     usage = Usage(member_times=times(clock, 50, 10))
     refusal = refused(decide_quota(policy, (), usage, clock.now()), Rule.HOUR)
-    assert "2 images for this hour" in refusal.reason
+    assert "2 images for this hour" in said(refusal.reason)
     clock.advance(minutes=10)
     assert decide_quota(policy, (), usage, clock.now()) is Charge.QUOTA
 
@@ -111,7 +128,7 @@ def test_the_server_cap_counts_everyone() -> None:
     policy = Policy(G, server_per_day=3)
     usage = Usage(server_times=times(clock, 30, 20, 10))
     refusal = refused(decide_quota(policy, (), usage, clock.now()), Rule.SERVER_DAY)
-    assert "This server has used its 3 images for today" in refusal.reason
+    assert "This server has used its 3 images for today" in said(refusal.reason)
 
 
 def test_cooldown_counts_from_the_last_command() -> None:
@@ -120,7 +137,7 @@ def test_cooldown_counts_from_the_last_command() -> None:
     usage = Usage(last_at=clock.now())
     clock.advance(seconds=29)
     refusal = refused(decide_quota(policy, (), usage, clock.now()), Rule.COOLDOWN)
-    assert stamp(usage.last_at + timedelta(seconds=30)) in refusal.reason  # type: ignore[operator]
+    assert stamp(usage.last_at + timedelta(seconds=30)) in said(refusal.reason)  # type: ignore[operator]
     clock.advance(seconds=1)
     assert decide_quota(policy, (), usage, clock.now()) is Charge.QUOTA
 
@@ -132,7 +149,7 @@ def test_in_flight_caps_for_the_member_and_the_server() -> None:
     r = refused(
         decide_quota(policy, (), Usage(member_in_flight=2), clock.now()), Rule.MEMBER_IN_FLIGHT
     )
-    assert "2 images in progress" in r.reason
+    assert "2 images in progress" in said(r.reason)
     refused(decide_quota(policy, (), Usage(server_in_flight=5), clock.now()), Rule.SERVER_IN_FLIGHT)
 
 
@@ -147,7 +164,7 @@ def test_a_ban_holds_until_it_expires_and_says_so() -> None:
     ban = Ban(G, U, "spam", clock.now(), until=clock.now() + timedelta(hours=2), by=1)
     refusal = check_ban(ban, clock.now())
     assert refusal is not None and refusal.rule is Rule.BANNED
-    assert "(spam)" in refusal.reason and stamp(ban.until) in refusal.reason  # type: ignore[arg-type]
+    assert "(spam)" in said(refusal.reason) and stamp(ban.until) in said(refusal.reason)  # type: ignore[arg-type]
     clock.advance(hours=2)
     assert check_ban(ban, clock.now()) is None
     forever = Ban(G, U, "", clock.now())
@@ -161,7 +178,7 @@ def test_allowed_channels_accept_a_thread_of_an_allowed_channel() -> None:
     assert check_channel(policy, [200]) is None
     assert check_channel(policy, [999, 100]) is None  # a thread (999) whose parent is 100
     refusal = check_channel(policy, [999, 0])
-    assert refusal is not None and "<#100>, <#200>" in refusal.reason
+    assert refusal is not None and "<#100>, <#200>" in said(refusal.reason)
 
 
 def test_strikes_within_the_window_bring_a_temporary_ban() -> None:
@@ -186,12 +203,12 @@ def test_quota_status_tells_what_is_left_and_when_it_frees_up() -> None:
     status = quota_status(policy, (), usage, clock.now())
     assert (status.used_day, status.used_hour) == (2, 1)
     assert status.frees_at == clock.now() + timedelta(minutes=30)
-    text = describe_quota(status, None)
+    text = quota_text(describe_quota(status, None))
     assert "3 images left today (of 5)" in text and "1 image left this hour (of 2)" in text
     assert "Extra images granted by moderators: 1" in text
     assert re.search(r"frees up <t:\d+:R>", text)
-    assert "no image limit" in describe_quota(
-        quota_status(Policy(G), (), Usage(), clock.now()), None
+    assert "no image limit" in quota_text(
+        describe_quota(quota_status(Policy(G), (), Usage(), clock.now()), None)
     )
 
 
@@ -210,7 +227,7 @@ def test_a_moderator_is_manage_server_or_the_configured_role() -> None:
 def test_durations(text: str, seconds: int) -> None:
     span = parse_duration(text)
     assert span == timedelta(seconds=seconds)
-    assert parse_duration(describe_duration(span).replace(" ", "")[:0] or text) == span
+    assert parse_duration(said(describe_duration(span)).replace(" ", "")[:0] or text) == span
 
 
 @pytest.mark.parametrize("text", ["", "soon", "12", "-1h", "0m", "99999w"])
@@ -219,9 +236,9 @@ def test_bad_durations(text: str) -> None:
 
 
 def test_describe_duration() -> None:
-    assert describe_duration(timedelta(hours=12)) == "12 hours"
-    assert describe_duration(timedelta(days=1)) == "1 day"
-    assert describe_duration(timedelta(seconds=90)) == "90 seconds"
+    assert said(describe_duration(timedelta(hours=12))) == "12 hours"
+    assert said(describe_duration(timedelta(days=1))) == "1 day"
+    assert said(describe_duration(timedelta(seconds=90))) == "90 seconds"
 
 
 def test_daily_counts_cover_every_day_of_the_period() -> None:
@@ -235,13 +252,13 @@ def test_quota_always_says_what_the_member_made_even_without_limits_or_when_bann
     clock = FakeClock()
     made = times(clock, 300, 30, 10)
     usage = Usage(member_times=made[:1], made_times=made)
-    text = describe_quota(quota_status(Policy(G), (), usage, clock.now()), None)
+    text = quota_text(describe_quota(quota_status(Policy(G), (), usage, clock.now()), None))
     assert text.split("\n") == [
         "You have made 3 images in the last 24 hours (2 in the last hour).",
         "You have no image limit in this server.",
     ]
-    ban = Ban(G, U, "spam", clock.now())
-    banned = describe_quota(quota_status(Policy(G), (), usage, clock.now()), None, ban)
+    ban = Ban(G, U, "spam", clock.now(), by=SUPPORTER)  # a moderator's ban, with their reason
+    banned = quota_text(describe_quota(quota_status(Policy(G), (), usage, clock.now()), None, ban))
     assert banned.startswith("You are banned from using this bot in this server (spam).\n")
     assert "You have made 3 images" in banned
 
@@ -279,4 +296,4 @@ def test_while_the_day_is_full_the_next_image_frees_up_with_the_day_not_the_hour
     # The hour has room (1 of 2) but the day is full until the oldest image is 24 hours old.
     assert status.frees_at == clock.now() + timedelta(hours=4)
     refusal = decide_quota(policy, (), usage, clock.now())
-    assert isinstance(refusal, Refusal) and stamp(status.frees_at) in refusal.reason
+    assert isinstance(refusal, Refusal) and stamp(status.frees_at) in said(refusal.reason)

@@ -22,6 +22,7 @@ from bot.core.moderation import (
     fold,
 )
 from bot.core.moderation.bounds import TEST_PROMPT_LENGTH
+from bot.discord_ui.i18n.render import render
 
 MAX_SCAN = TEST_PROMPT_LENGTH
 
@@ -63,7 +64,7 @@ def test_patterns_are_case_and_accent_insensitive_and_whole_word() -> None:
 def test_the_refusal_names_what_matched() -> None:
     refusal = check_terms(matcher("gore"), "Some GORE, please")
     assert refusal is not None
-    assert refusal.reason == (
+    assert render(refusal.reason, "en-US") == (
         "Your prompt contains “gore”, which this server does not allow; please rephrase it."
     )
     assert check_terms(matcher("gore"), "a lighthouse") is None

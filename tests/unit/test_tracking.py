@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from datetime import timedelta
 
 import pytest
@@ -12,6 +12,7 @@ from bot.core.jobs import Job, JobStatus, Mode, Route, TaskSnapshot, TaskStatus
 from bot.core.ledger import Ledger
 from bot.core.pacing import recovery_bound
 from bot.core.tracking import CALLBACK_POLL_FACTOR, MIN_REQUESTS_PER_SECOND, Tracker
+from bot.core.watchlist import PROGRESS_SAVE_EVERY, PROGRESS_THROTTLE_ABOVE
 from tests.unit.fakes import FakeApi, FakeClock, FakeObserver, InMemoryJobs, RecordingGate
 
 ROUTE = Route(1, 2, 3, reply_message_id=4, thread_id=4, status_message_id=5)
@@ -214,6 +215,26 @@ async def test_a_hint_for_no_tracked_job_is_refused_without_an_api_call() -> Non
     assert w.api.fetches == [] and w.api.lists == []
 
 
+async def test_a_hint_finds_a_tracked_job_in_the_cycles_view_without_a_ledger_read() -> None:
+    """A burst of callbacks costs no ledger read each (issue 12's finish-1000): the owner of a
+    tracked task comes from the last cycle's view; a job newer than the view from the ledger."""
+    w = World(jobs=3)
+    await w.tracker.poll_once()
+    asked: list[str] = []
+    by_task_id = w.jobs.by_task_id
+
+    async def counted(task_id: str) -> Job | None:
+        asked.append(task_id)
+        return await by_task_id(task_id)
+
+    w.jobs.by_task_id = counted  # type: ignore[method-assign]
+    assert await w.tracker.hint("1730621718100001") is True
+    assert asked == [] and w.tracker._hinted == {"1730621718100001": 2}
+    newer = w.add("1730621718199999")  # accepted after the cycle read its view
+    assert await w.tracker.hint("1730621718199999") is True
+    assert asked == ["1730621718199999"] and w.tracker._hinted["1730621718199999"] == newer.id
+
+
 async def test_a_hint_acts_on_what_the_api_says_not_on_the_callback() -> None:
     w = World()
     job = w.add("1730621718151844")
@@ -286,3 +307,157 @@ async def test_a_long_outage_is_shown_once_and_taken_back_when_it_ends() -> None
     w.api.down = False
     await w.tracker.poll_once()
     assert noting.notes[1:] == [(None, [1, 2, 3])]
+
+
+# --- unchanged answers (issue 12: an idle cycle parses nothing) -------------------------------
+
+
+class MarkingApi(ScriptedApi):
+    """Answers like `MjClient.list_if_changed`: a mark per answer, None for a repeated one."""
+
+    def __init__(self, time: FakeTime) -> None:
+        super().__init__(time)
+        self.lasts: list[object] = []
+        self.unchanged = 0
+
+    async def list_if_changed(
+        self, task_ids: Sequence[str], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        self.lasts.append(last)
+        snaps = await self.list_by_ids(task_ids)
+        mark = hash(tuple(snaps))
+        if mark == last:
+            self.unchanged += 1
+            return mark, None
+        return mark, snaps
+
+
+class FlakyJobs(CountingJobs):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fail_writes = 0
+
+    async def replace(self, expected: Job, job: Job) -> bool:
+        if self.fail_writes:
+            self.fail_writes -= 1
+            raise OSError("disk full")
+        return await super().replace(expected, job)
+
+
+def marking_world(jobs: int) -> World:
+    w = World()
+    w.api = MarkingApi(w.time)
+    w.jobs = FlakyJobs()
+    w.tracker = Tracker(
+        w.api,
+        Ledger(w.jobs),
+        w.observer,
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=15),
+        interval=2.0,
+        sleep=w.time.sleep,
+        monotonic=w.time.monotonic,
+    )
+    for n in range(jobs):
+        w.add(f"17306217181{n:05d}")
+    return w
+
+
+async def test_an_unchanged_answer_is_not_absorbed_again() -> None:
+    w = marking_world(250)
+    for n in range(250):
+        w.say(f"17306217181{n:05d}", TaskStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()
+    writes, shown = w.jobs.writes, len(w.observer.progress)
+    assert writes > 0 and shown == 250
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 3  # every chunk, unparsed
+    assert (w.jobs.writes, len(w.observer.progress)) == (writes, shown)
+    w.say("1730621718100007", TaskStatus.IN_PROGRESS, 20)  # one task moves on
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 5  # the other two chunks
+    assert w.jobs.rows[8].progress == 20
+
+
+async def test_an_answer_that_failed_to_apply_is_applied_on_the_next_cycle() -> None:
+    """A chunk's mark is kept only once all of it was applied: a status change whose write
+    failed is read and applied again, though the API's answer has not changed."""
+    w = marking_world(3)
+    w.say("1730621718100001", TaskStatus.IN_PROGRESS, 10)
+    w.jobs.fail_writes = 1
+    await w.tracker.poll_once()
+    assert w.jobs.rows[2].status is JobStatus.SUBMITTED  # the write failed
+    await w.tracker.poll_once()
+    assert w.api.lasts[-1] is None  # no mark kept: the answer is read again
+    assert (w.jobs.rows[2].status, w.jobs.rows[2].progress) == (JobStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()
+    assert w.api.unchanged == 1
+
+
+class IdObserver(FakeObserver):
+    """An observer that reads the jobs it shows (as the presenter with `load` does)."""
+
+    reads_jobs = True
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.by_id: list[int] = []
+
+    async def show_progress_of(self, job_id: int) -> None:
+        self.by_id.append(job_id)
+
+
+async def test_an_observer_that_reads_jobs_is_told_progress_by_id() -> None:
+    w = World(jobs=3)
+    w.observer = IdObserver()
+    w.tracker = Tracker(
+        w.api,
+        Ledger(w.jobs),
+        w.observer,
+        w.gate,
+        w.clock,
+        timeout=timedelta(minutes=15),
+        interval=2.0,
+        sleep=w.time.sleep,
+        monotonic=w.time.monotonic,
+    )
+    for n in range(3):
+        w.say(f"17306217181{n:05d}", TaskStatus.SUBMITTED)
+    await w.tracker.poll_once()  # SUBMITTED is no change for a SUBMITTED job
+    w.say("1730621718100000", TaskStatus.IN_PROGRESS, 30)  # a status change: shown whole
+    await w.tracker.poll_once()
+    assert [p[0] for p in w.observer.progress] == [1] and w.observer.by_id == []
+    w.say("1730621718100000", TaskStatus.IN_PROGRESS, 60)  # progress only: by id
+    await w.tracker.poll_once()
+    assert w.observer.by_id == [1] and w.jobs.rows[1].progress == 60
+
+
+async def test_at_scale_progress_is_saved_at_most_every_so_often_and_finishes_never_wait() -> None:
+    """Above PROGRESS_THROTTLE_ABOVE jobs a running job's progress is saved at most once every
+    PROGRESS_SAVE_EVERY seconds (progress is what a crash may lose); its finish goes at once."""
+    w = World(jobs=PROGRESS_THROTTLE_ABOVE + 1)
+    first, second = "1730621718100000", "1730621718100001"
+    w.say(first, TaskStatus.IN_PROGRESS, 10)
+    w.say(second, TaskStatus.IN_PROGRESS, 10)
+    await w.tracker.poll_once()  # a status change for both: applied at once
+    w.say(first, TaskStatus.IN_PROGRESS, 20)
+    await w.tracker.poll_once()  # progress only, never saved before: saved
+    assert w.jobs.rows[1].progress == 20
+    w.say(first, TaskStatus.IN_PROGRESS, 30)
+    w.say(second, TaskStatus.SUCCESS, 100)
+    await w.tracker.poll_once()
+    assert w.jobs.rows[1].progress == 20  # held back: saved moments ago
+    assert w.jobs.rows[2].status is JobStatus.SUCCEEDED  # a finish never waits
+    w.time.now += PROGRESS_SAVE_EVERY
+    await w.tracker.poll_once()
+    assert w.jobs.rows[1].progress == 30  # due again: the newest progress is saved
+
+
+async def test_below_the_threshold_every_progress_change_is_saved() -> None:
+    w = World(jobs=10)
+    task = "1730621718100000"
+    for progress in (10, 20, 30):
+        w.say(task, TaskStatus.IN_PROGRESS, progress)
+        await w.tracker.poll_once()
+        assert w.jobs.rows[1].progress == progress

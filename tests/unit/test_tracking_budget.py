@@ -275,3 +275,47 @@ async def test_a_waiting_edit_shows_what_the_full_job_would(status: JobStatus) -
         assert [c.content for c in discord.calls] == [status_content(full)]
     finally:
         await shown.close()
+
+
+async def test_with_a_loader_waiting_edits_hold_ids_and_show_the_ledgers_newest_state() -> None:
+    """With `load` (issue 12's memory goal), a waiting edit holds no job, only its id, and
+    shows what the ledger holds when its turn comes; a finish not yet posted is never edited
+    ahead of its post, and the state a finish post gives is shown as given."""
+    discord = FakeDiscord()
+    ledger = {n: job(n, progress=15) for n in range(1, 41)}
+    reads: list[list[int]] = []
+
+    async def load(ids: Any) -> list[Job]:
+        reads.append(list(ids))
+        return [ledger[i] for i in ids if i in ledger]
+
+    shown = DiscordPresenter(
+        discord,  # type: ignore[arg-type]
+        NoFiles(),  # type: ignore[arg-type]
+        min_edit_interval=0.2,
+        budget=EditBudget(limit=500, window=0.5, reserve=5),
+        load=load,
+    )
+    try:
+        for n in range(1, 41):
+            await shown.show_progress(ledger[n])
+        assert all(state is None for state in shown._pending.values())  # ids only
+        for n in range(1, 41):
+            ledger[n] = job(n, progress=62)  # the ledger moves on before the edits go
+        ledger[5] = job(5, JobStatus.SUCCEEDED, 100)  # finished, its post not made yet
+        del ledger[6]  # gone
+        assert shown._pump is not None
+        await asyncio.wait_for(shown._pump, 5)
+        await asyncio.gather(*shown._in_flight)
+        edits = {c.job: c.content for c in discord.calls if c.kind == "edit"}
+        assert set(edits) == set(range(1, 41)) - {5, 6}
+        assert all("62%" in text for text in edits.values())
+        assert len(reads) < 40 and max(len(r) for r in reads) > 1  # read several at once
+        await shown.post_finish(ledger[5])
+        await asyncio.wait_for(shown._pump, 5)
+        await asyncio.gather(*shown._in_flight)
+        last = [c for c in discord.calls if c.job == 5]
+        assert [c.kind for c in last] == ["send", "edit"]  # the finish first, then its edit
+        assert last[1].content == status_content(ledger[5])
+    finally:
+        await shown.close()

@@ -14,8 +14,9 @@ with long base64 runs blanked out.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 from types import TracebackType
 from typing import Any, NoReturn, Self
 from urllib.parse import quote
@@ -249,6 +250,30 @@ class MjClient:
             found.extend(await self._fetch_each(chunk))
         return most_advanced(found)
 
+    async def list_if_changed(
+        self, task_ids: Sequence[str], last: Hashable | None
+    ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
+        """One chunk as `list_by_ids` reads it, unless its answer is the one `last` marks.
+
+        Returns `(mark, snapshots)`, or `(mark, None)` when the server's answer is byte for
+        byte the one that `last` (a mark this method returned before) came with: the same
+        bytes mean the same snapshots, so they are neither parsed nor returned. The mark is a
+        digest of the answer's body, so the client holds nothing per chunk; None where no mark
+        can be made (several chunks, or a server without list-by-condition).
+        """
+        ids = list(dict.fromkeys(str(i) for i in task_ids if i))
+        if not ids or self._list_unsupported or len(ids) > self._chunk_size:
+            return None, await self.list_by_ids(ids)
+        path = "/mj/task/list-by-condition"
+        reply = await self._http.send("POST", path, json_body({"ids": ids}))
+        mark = hashlib.blake2b(reply.body, digest_size=16).digest() if reply.status == 200 else None
+        if mark is not None and mark == last:
+            return mark, None  # what was read (and parsed without error) last time
+        listed = self._listed(reply, ids)
+        if listed is None:
+            return None, await self.list_by_ids(ids)  # the one-by-one fallback from now on
+        return mark, most_advanced(listed)
+
     async def find_by_state(self, state: str) -> TaskSnapshot | None:
         """The task whose `state` field equals `state`, or None when the server holds none.
 
@@ -316,8 +341,13 @@ class MjClient:
     async def _list_chunk(self, ids: list[str]) -> list[TaskSnapshot] | None:
         """One list-by-condition request; None when the server lacks the endpoint (404/405)."""
         path = "/mj/task/list-by-condition"
-        where = f"POST {path}"
         reply = await self._http.send("POST", path, json_body({"ids": ids}))
+        return self._listed(reply, ids)
+
+    def _listed(self, reply: Reply, ids: list[str]) -> list[TaskSnapshot] | None:
+        """The tasks a list-by-condition answer holds for `ids`; None when the server lacks the
+        endpoint (404/405, remembered)."""
+        where = "POST /mj/task/list-by-condition"
         self._check(reply, where, "list")
         if reply.status in (404, 405):
             log.info("mj %s -> HTTP %s: fetching tasks one by one", where, reply.status)

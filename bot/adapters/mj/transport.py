@@ -36,20 +36,38 @@ Body = bytes | AsyncIterable[bytes] | None
 
 
 class Reply:
-    """One HTTP answer, read in full, before any interpretation."""
+    """One HTTP answer, read in full, before any interpretation.
 
-    __slots__ = ("body", "headers", "payload", "status")
+    `payload` (the body as JSON, or EMPTY, or NOT_JSON) is parsed on first use: a list reply
+    whose bytes match the last one for its chunk is never parsed at all (see `MjClient`).
+    """
+
+    __slots__ = ("_payload", "body", "headers", "status")
 
     def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
         self.status = status
         self.headers = headers
         self.body = body
-        self.payload: Any = EMPTY
-        if body.strip():
-            try:
-                self.payload = json.loads(body)
-            except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
-                self.payload = NOT_JSON
+        self._payload: Any = _UNPARSED
+
+    @property
+    def payload(self) -> Any:
+        """The body as JSON; EMPTY for an empty body, NOT_JSON for one that is not JSON."""
+        if self._payload is _UNPARSED:
+            self._payload = _parse(self.body)
+        return self._payload
+
+
+def _parse(body: bytes) -> Any:
+    if not body.strip():
+        return EMPTY
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):  # JSONDecodeError and bad UTF-8 are ValueErrors
+        return NOT_JSON
+
+
+_UNPARSED: Any = object()
 
 
 class _TooLarge(Exception):

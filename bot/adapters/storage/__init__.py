@@ -1,7 +1,8 @@
 """mjcord's database: SQLite by default, PostgreSQL for real deployments, one interface.
 
     storage = await open_storage(settings.database_url)
-    storage.jobs            # bot.core.ports.JobRepository (plus claim_post / replace)
+    storage.jobs            # bot.core.ports.JobRepository (plus replace); new jobs leased
+    storage.leases()        # bot.core.leases.JobLeases: this process's leases on its jobs
     storage.moderation      # bot.core.ports.ModerationRepository
     await storage.ping()    # for /healthz and `python -m bot check`
     await storage.close()
@@ -32,6 +33,7 @@ from bot.adapters.storage.engine import (
 )
 from bot.adapters.storage.jobs import SqlJobRepository
 from bot.adapters.storage.leadership import PostgresLeadership, SoleLeadership, claim_sqlite_file
+from bot.adapters.storage.leases import SqlJobLeases, worker_name
 from bot.adapters.storage.moderation import SqlModerationRepository
 
 __all__ = [
@@ -56,7 +58,9 @@ class Storage:
     def __init__(self, engine: AsyncEngine, *, schema: str | None = None) -> None:
         self.engine = engine
         self.schema = schema
-        self.jobs = SqlJobRepository(engine)
+        #: This process's name in the job leases (a Storage is opened once per process).
+        self.worker = worker_name()
+        self.jobs = SqlJobRepository(engine, worker=self.worker)
         self.moderation = SqlModerationRepository(engine)
         self.command_sync = SqlCommandSync(engine)
         self._claim: IO[str] | None = None
@@ -72,6 +76,11 @@ class Storage:
         if self.backend == "postgresql":
             return PostgresLeadership(self.engine, schema=self.schema)
         return SoleLeadership()
+
+    def leases(self) -> SqlJobLeases:
+        """This process's leases on its jobs' steps (bot.core.leases). On SQLite one process
+        serves the file, so at a start every other holder is known to be dead."""
+        return SqlJobLeases(self.engine, self.worker, sole=self.backend != "postgresql")
 
     @property
     def url(self) -> str:

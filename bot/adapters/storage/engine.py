@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from bot.core.errors import MjcordError
+from bot.core.messages import msg
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ SQLITE_BEGIN_OPTION = "mjcord_sqlite_begin"
 class StorageError(MjcordError):
     """The database could not be reached, migrated or written. `detail` is for the log."""
 
-    member_message = "The bot's database is not answering right now. Please try again in a minute."
+    message = msg("The bot's database is not answering right now. Please try again in a minute.")
 
 
 def safe_url(url: URL) -> str:

@@ -6,10 +6,11 @@ Rows never leave this module: every method takes and returns `bot.core.jobs.Job`
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
@@ -19,11 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from bot.adapters.storage.engine import StorageError
 from bot.adapters.storage.schema import jobs
 from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
+from bot.core.leases import LEASE
 from bot.core.watchlist import Watched
 
 _UNFINISHED = [status.value for status in JobStatus if not status.finished]
 
-DEFAULT_POST_LEASE = timedelta(minutes=2)
+#: The lease columns belong to bot.adapters.storage.leases, not to Job.
+_LEASE_COLUMNS = ("worked_by", "worked_until")
 
 
 def _dump_buttons(buttons: tuple[Button, ...]) -> str:
@@ -68,6 +71,9 @@ def _dump_inputs(inputs: Inputs) -> str:
     )
 
 
+# Rows mostly repeat a few texts (every /imagine without attachments has the same one); Inputs
+# is immutable, so one parse serves them all (the tracker reads thousands of jobs a second).
+@functools.lru_cache(maxsize=1024)
 def _load_inputs(text: str) -> Inputs:
     raw = json.loads(text or "{}")
     modal = raw.get("modal_prompt")
@@ -163,19 +169,58 @@ def _job(row: Mapping[str, Any]) -> Job:
     )
 
 
-_JOB_COLUMNS = [column for column in jobs.c if column.name != "post_claimed_until"]
+_JOB_COLUMNS = [column for column in jobs.c if column.name not in _LEASE_COLUMNS]
+# What `progress_view` reads; `finished` stands for finished_at (only whether it is set matters
+# to a snapshot's absorption, and parsing it would cost what the view saves).
+_PROGRESS_COLUMNS = [
+    jobs.c.id,
+    jobs.c.task_id,
+    jobs.c.status,
+    jobs.c.progress,
+    jobs.c.queue_position,
+    jobs.c.image_url,
+    jobs.c.fail_reason,
+    jobs.c.final_prompt,
+    jobs.c.buttons,
+    jobs.c.post_state,
+    jobs.c.finished_at.is_not(None).label("finished"),
+]
+_NO_ROUTE = Route(guild_id=0, channel_id=0, requester_id=0)
+_UNSET_FINISH = datetime.fromtimestamp(0, UTC)
+
+
+def left_midway() -> ColumnElement[bool]:
+    """A job some process may have left midway: still submitting, still holding an interaction
+    token, or not finished posting with a Discord object (reply, thread, status message) not
+    yet recorded. The one SQL form of "its command has steps left" (recovery and leases)."""
+    unplaced = and_(
+        jobs.c.post_state != PostState.POSTED.value,
+        or_(
+            jobs.c.reply_message_id == 0,
+            and_(jobs.c.thread_id == 0, jobs.c.no_thread.is_(False)),
+            jobs.c.status_message_id == 0,
+        ),
+    )
+    return or_(
+        jobs.c.status == JobStatus.SUBMITTING.value,
+        jobs.c.interaction_token != "",
+        unplaced,
+    )
 
 
 class SqlJobRepository:
     """`JobRepository` on SQLite or PostgreSQL. Each call is one transaction.
 
-    Beyond the port it offers two atomic helpers for processes that share one database:
-    `replace` (compare-and-set) and `claim_post` (a lease on posting a job's finish).
+    `replace` is a compare-and-set, for processes that share one database. With `worker`, each
+    job `add`s is leased to that process for `lease` from its creation (bot.core.leases), in
+    the same INSERT: no other process may take it over before its first renewal.
     Database failures are raised as `StorageError`.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, worker: str = "", lease: timedelta = LEASE) -> None:
         self._engine = engine
+        self._worker = worker
+        self._lease = lease
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
@@ -189,8 +234,11 @@ class SqlJobRepository:
 
     async def add(self, job: Job) -> Job:
         """Store a new job (its `id` is ignored) and return it with the id the ledger gave it."""
+        values = _values(job)
+        if self._worker:
+            values.update(worked_by=self._worker, worked_until=job.created_at + self._lease)
         async with self._begin() as conn:
-            result = await conn.execute(insert(jobs).values(_values(job)).returning(jobs.c.id))
+            result = await conn.execute(insert(jobs).values(values).returning(jobs.c.id))
             new_id = result.scalar_one()
         return dataclasses.replace(job, id=new_id)
 
@@ -250,51 +298,7 @@ class SqlJobRepository:
         """Jobs a process may have left midway, oldest first: still submitting, still holding
         an interaction token, or not finished posting with a Discord object (reply, thread,
         status message) not yet recorded."""
-        unplaced = and_(
-            jobs.c.post_state != PostState.POSTED.value,
-            or_(
-                jobs.c.reply_message_id == 0,
-                and_(jobs.c.thread_id == 0, jobs.c.no_thread.is_(False)),
-                jobs.c.status_message_id == 0,
-            ),
-        )
-        return await self._many(
-            or_(
-                jobs.c.status == JobStatus.SUBMITTING.value,
-                jobs.c.interaction_token != "",
-                unplaced,
-            )
-        )
-
-    async def claim_post(
-        self, job_id: int, *, now: datetime, lease: timedelta = DEFAULT_POST_LEASE
-    ) -> bool:
-        """Take the right to post this job's finish, for `lease`; True for exactly one caller.
-
-        Only a job in PostState.INTENT can be claimed, and only when nobody holds an unexpired
-        claim. A process that dies mid-post loses the claim when the lease runs out, and the
-        next claimant re-runs the post (whose own look-up finds an earlier message). Saving
-        the job as POSTED ends the matter; `release_post` gives up a claim early.
-        """
-        claimable = or_(jobs.c.post_claimed_until.is_(None), jobs.c.post_claimed_until <= now)
-        async with self._begin() as conn:
-            result = await conn.execute(
-                update(jobs)
-                .where(
-                    jobs.c.id == job_id,
-                    jobs.c.post_state == PostState.INTENT.value,
-                    claimable,
-                )
-                .values(post_claimed_until=now + lease)
-            )
-            return result.rowcount == 1
-
-    async def release_post(self, job_id: int) -> None:
-        """Give up a claim from `claim_post` (the post failed; let another try at once)."""
-        async with self._begin() as conn:
-            await conn.execute(
-                update(jobs).where(jobs.c.id == job_id).values(post_claimed_until=None)
-            )
+        return await self._many(left_midway())
 
     # --- the tracker's batched view (bot.core.watchlist.TrackingStore) --------------------------
 
@@ -344,6 +348,36 @@ class SqlJobRepository:
         if not job_ids:
             return []
         return await self._many(jobs.c.id.in_(list(job_ids)))
+
+    async def progress_view(self, job_ids: Sequence[int]) -> list[Job]:
+        """Jobs by id with only what absorbing a snapshot reads (see `TrackingStore`), in one
+        read: a third of the columns and none of the timestamps to parse."""
+        if not job_ids:
+            return []
+        statement = (
+            select(*_PROGRESS_COLUMNS).where(jobs.c.id.in_(list(job_ids))).order_by(jobs.c.id)
+        )
+        async with self._begin() as conn:
+            rows = (await conn.execute(statement)).all()
+        return [
+            Job(
+                id=row.id,
+                route=_NO_ROUTE,
+                mode=Mode.MID_JOURNEY,
+                prompt="",
+                task_id=row.task_id,
+                status=JobStatus(row.status),
+                progress=row.progress,
+                queue_position=row.queue_position,
+                image_url=row.image_url,
+                fail_reason=row.fail_reason,
+                final_prompt=row.final_prompt,
+                buttons=_load_buttons(row.buttons),
+                finished_at=_UNSET_FINISH if row.finished else None,
+                post_state=PostState(row.post_state),
+            )
+            for row in rows
+        ]
 
     async def save_progress(self, batch: Sequence[Job]) -> None:
         """One transaction writing progress, preview, final prompt, buttons and updated_at of

@@ -97,9 +97,6 @@ jobs = Table(
     Column("post_state", String(16), nullable=False),
     Column("result_message_id", BigInteger, nullable=False),
     Column("reference_count", Integer, nullable=False),
-    # Not part of Job: until when one process holds the right to post this job's finish
-    # (see SqlJobRepository.claim_post). NULL when nobody has claimed it.
-    Column("post_claimed_until", UTCDateTime, nullable=True),
     # --- revision 0003: each step of a command recorded as it happens (see recovery) ---
     Column("no_thread", Boolean, nullable=False, server_default="0"),
     # The interaction that started the job: its application id and token (a credential for
@@ -111,6 +108,10 @@ jobs = Table(
     Column("inputs", Text, nullable=False, server_default="{}"),
     # When the submit went out; NULL while it never did.
     Column("sent_at", UTCDateTime, nullable=True),
+    # --- revision 0006: not part of Job; the lease on a command's steps (bot.core.leases) ---
+    # The process working on the job's steps ('' when none), and until when its lease runs.
+    Column("worked_by", String(64), nullable=False, server_default=""),
+    Column("worked_until", UTCDateTime, nullable=True),
     # One job per API task; NULLs (not yet submitted) do not collide on either backend.
     UniqueConstraint("task_id"),
     # The hot queries: reconcile's unfinished jobs, and the unposted-finish sweep.
@@ -118,6 +119,9 @@ jobs = Table(
     Index(None, "post_state"),
     # A button press looks up its parent's children (the double-press rule).
     Index(None, "parent_job_id"),
+    # Each process's renewal finds its own leases; every sweep, the lapsed ones.
+    Index(None, "worked_by"),
+    Index(None, "worked_until"),
 )
 
 
@@ -143,6 +147,8 @@ mod_settings = Table(
     Column("default_mode", String(32), nullable=False),
     Column("log_channel_id", BigInteger, nullable=False),
     Column("moderator_role_id", BigInteger, nullable=False),
+    # The public language a moderator chose (a Discord locale); empty: Discord's server setting.
+    Column("language", String(16), nullable=False, server_default=""),
     Column("serial", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=True),
 )

@@ -2,15 +2,17 @@
 caps, bans, banned terms, strikes, allowed channels and the audit log.
 
 Pure and clock-driven: every function takes `now` and plain values, and returns either nothing
-(allowed) or a `Refusal` whose `reason` is one sentence a member can read, with Discord
-timestamps (`<t:…:R>`) saying when things free up. One module per reason to change:
+(allowed) or a `Refusal` whose `reason` is one sentence a member can read, as a catalogue
+message (`bot.core.messages`) with a timestamp saying when things free up. One module per
+reason to change:
 
 - `policy`: a server's settings, who moderates, the rule names, allowed channels;
 - `bounds`: the range of every number `/mod` takes;
 - `quota`: windows, cooldown, in-flight caps, `/quota`'s answer, reservations;
 - `bans` and `strikes`: bans, and the automatic ban after strikes;
 - `normalise` and `terms`: folding prompts, and banned words and patterns;
-- `audit`: audit entries and usage reports; `durations` and `wording`: how sentences say things.
+- `audit`: audit entries and usage reports; `durations` and `wording`: how sentences say things;
+- `languages`: each server's chosen public language, in memory.
 
 The use cases (the gate every job passes, what moderators do) are `gate`, `auditlog` and
 `service`; they depend on the ports and are imported from their modules (or `bot.core.gate`).
@@ -25,6 +27,7 @@ from bot.core.moderation.durations import (
     describe_duration,
     parse_duration,
 )
+from bot.core.moderation.languages import ServerLanguages
 from bot.core.moderation.normalise import fold
 from bot.core.moderation.policy import (
     Limits,
@@ -58,7 +61,7 @@ from bot.core.moderation.terms import (
     check_term,
     check_terms,
 )
-from bot.core.moderation.wording import plural, stamp
+from bot.core.moderation.wording import plural
 
 __all__ = [
     "DAY",
@@ -80,6 +83,7 @@ __all__ = [
     "Refusal",
     "Reservation",
     "Rule",
+    "ServerLanguages",
     "Settled",
     "Strike",
     "Term",
@@ -100,6 +104,5 @@ __all__ = [
     "parse_duration",
     "plural",
     "quota_status",
-    "stamp",
     "strike_ban",
 ]

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+
+from bot.core.messages import Message
 
 
 class AuditKind(enum.StrEnum):
@@ -39,6 +41,9 @@ class AuditEntry:
     job_id: int = 0
     channel_id: int = 0
     id: int = 0
+    #: The detail as a catalogue message (a refusal's sentence), for the live log channel to
+    #: show in the server's language; not stored (`detail` is its English record).
+    note: Message | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

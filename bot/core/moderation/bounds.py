@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.core.messages import Message, msg
 from bot.core.moderation.policy import NotAllowed
 from bot.core.moderation.wording import number
 
@@ -21,10 +22,13 @@ class Bound:
     low: int
     high: int
 
-    def sentence(self) -> str:
+    def sentence(self) -> Message:
         """`per_day must be a whole number from 0 to 100,000.`"""
-        return (
-            f"{self.option} must be a whole number from {number(self.low)} to {number(self.high)}."
+        return msg(
+            "{option} must be a whole number from {low} to {high}.",
+            option=self.option,
+            low=number(self.low),
+            high=number(self.high),
         )
 
     def check(self, value: int | None) -> None:
@@ -36,9 +40,7 @@ class Bound:
             or not isinstance(value, int)
             or not self.low <= value <= self.high
         ):
-            raise NotAllowed(
-                f"{self.option}={value!r} out of range", member_message=self.sentence()
-            )
+            raise NotAllowed(f"{self.option}={value!r} out of range", message=self.sentence())
 
 
 #: /mod grant

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 
-from bot.core.moderation.wording import plural
+from bot.core.messages import Message, plural_msg
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
@@ -27,10 +27,13 @@ def parse_duration(text: str) -> timedelta | None:
     return span if timedelta(0) < span <= MAX_DURATION else None
 
 
-def describe_duration(span: timedelta) -> str:
-    """`45 seconds`, `30 minutes`, `12 hours`, `3 days`."""
+def describe_duration(span: timedelta) -> Message:
+    """`45 seconds`, `30 minutes`, `12 hours`, `3 days` (the largest whole unit)."""
     seconds = int(span.total_seconds())
-    for size, word in ((86400, "day"), (3600, "hour"), (60, "minute")):
-        if seconds >= size and seconds % size == 0:
-            return plural(seconds // size, word)
-    return plural(seconds, "second")
+    if seconds >= 86400 and seconds % 86400 == 0:
+        return plural_msg("{count} day", "{count} days", seconds // 86400)
+    if seconds >= 3600 and seconds % 3600 == 0:
+        return plural_msg("{count} hour", "{count} hours", seconds // 3600)
+    if seconds >= 60 and seconds % 60 == 0:
+        return plural_msg("{count} minute", "{count} minutes", seconds // 60)
+    return plural_msg("{count} second", "{count} seconds", seconds)

@@ -18,6 +18,7 @@ from bot.core.jobs import Job, JobStatus, Mode
 from bot.core.moderation.audit import AuditEntry, AuditKind
 from bot.core.moderation.auditlog import AuditLog
 from bot.core.moderation.bans import check_ban
+from bot.core.moderation.languages import ServerLanguages
 from bot.core.moderation.policy import Policy, Refusal, can_moderate, check_channel
 from bot.core.moderation.quota import Charge, Outcome, Reservation, Usage, decide_quota
 from bot.core.moderation.strikes import Strike, strike_ban
@@ -42,9 +43,12 @@ class ModerationGate:
         *,
         observer: AuditObserver | None = None,
         parent_of: Callable[[int], int] | None = None,
+        languages: ServerLanguages | None = None,
     ) -> None:
         self.repo = repo
         self.clock = clock
+        #: Each server's public language, remembered from every policy this gate reads.
+        self.languages = languages if languages is not None else ServerLanguages()
         #: The audit log this gate writes to; the moderator service shares it.
         self.audit_log = AuditLog(repo, observer)
         self.parent_of = parent_of
@@ -63,11 +67,21 @@ class ModerationGate:
             self._matchers[guild_id] = cached
         return cached
 
+    async def policy(self, guild_id: int) -> Policy:
+        """The server's settings (its language remembered for the Discord layer)."""
+        policy = await self.repo.policy(guild_id)
+        self.languages.remember(policy)
+        return policy
+
+    async def load_languages(self) -> None:
+        """Every server's chosen public language, from the database (at start-up)."""
+        self.languages.load(await self.repo.languages())
+
     async def is_moderator(self, ticket: Ticket) -> bool:
         """Manage Server, or the server's moderator role (the one rule; see `can_moderate`)."""
         if ticket.manage_guild:
             return True
-        policy = await self.repo.policy(ticket.guild_id)
+        policy = await self.policy(ticket.guild_id)
         return can_moderate(policy, manage_guild=False, role_ids=ticket.role_ids)
 
     async def admit(self, ticket: Ticket) -> None:
@@ -77,7 +91,7 @@ class ModerationGate:
         that checks the quota.
         """
         now = self.clock.now()
-        policy = await self.repo.policy(ticket.guild_id)
+        policy = await self.policy(ticket.guild_id)
         refusal = await self._standing(policy, ticket, now)
         if refusal is None:
             decide = _decider(policy, ticket.role_ids, now)
@@ -117,15 +131,16 @@ class ModerationGate:
                     actor_id=ticket.user_id,
                     target_id=ticket.user_id,
                     action=refusal.rule.value,
-                    detail=refusal.reason,
+                    detail=refusal.reason.plain(),
+                    note=refusal.reason,
                     prompt=ticket.prompt,
                     job_id=ticket.job_id,
                     channel_id=ticket.channel_id,
                 )
             )
             raise Refused(
-                f"{refusal.rule.value} (user {ticket.user_id}): {refusal.reason}",
-                member_message=refusal.reason,
+                f"{refusal.rule.value} (user {ticket.user_id}): {refusal.reason.plain()}",
+                message=refusal.reason,
             )
 
     async def _standing(self, policy: Policy, ticket: Ticket, now: datetime) -> Refusal | None:
@@ -152,7 +167,7 @@ class ModerationGate:
         failed = job.status is JobStatus.FAILED
         banned = failed and is_banned_content(job.fail_reason)
         guild_id, user_id = job.route.guild_id, job.route.requester_id
-        policy = await self.repo.policy(guild_id)
+        policy = await self.policy(guild_id)
         settled = await self.repo.settle(
             job.id,
             Outcome.FAILED if failed else Outcome.SUCCEEDED,
@@ -198,7 +213,7 @@ class ModerationGate:
 
     async def default_mode(self, guild_id: int) -> Mode:
         """The mode `/imagine` uses when the member gives none."""
-        return (await self.repo.policy(guild_id)).default_mode
+        return (await self.policy(guild_id)).default_mode
 
 
 def _decider(

@@ -10,6 +10,7 @@ from datetime import timedelta
 
 from bot.core.errors import Refused
 from bot.core.jobs import Mode
+from bot.core.messages import ChannelRefs, Message, msg
 from bot.core.moderation.durations import DAY
 
 
@@ -20,14 +21,19 @@ class Limits:
     per_day: int | None = None
     per_hour: int | None = None
 
-    def describe(self) -> str:
+    def describe(self) -> Message:
         """`5 per day, 2 per hour` or `no limit`."""
-        parts = [
-            f"{n} per {unit}"
-            for n, unit in ((self.per_day, "day"), (self.per_hour, "hour"))
-            if n is not None
-        ]
-        return ", ".join(parts) or "no limit"
+        if self.per_day is not None and self.per_hour is not None:
+            return msg(
+                "{per_day} per day, {per_hour} per hour",
+                per_day=self.per_day,
+                per_hour=self.per_hour,
+            )
+        if self.per_day is not None:
+            return msg("{per_day} per day", per_day=self.per_day)
+        if self.per_hour is not None:
+            return msg("{per_hour} per hour", per_hour=self.per_hour)
+        return msg("no limit")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +54,9 @@ class Policy:
     default_mode: Mode = Mode.MID_JOURNEY
     log_channel_id: int = 0
     moderator_role_id: int = 0
+    #: The language of what the whole channel reads (a Discord locale such as `ja`); empty:
+    #: Discord's server setting (its preferred locale).
+    language: str = ""
 
     def limits_for(self, role_ids: Iterable[int]) -> Limits:
         """The member's quota: the most generous of their roles' overrides, else the default.
@@ -93,17 +102,20 @@ class Refusal:
     """A refusal: the rule, and the sentence the member sees."""
 
     rule: Rule
-    reason: str
+    reason: Message
 
 
 class NotAllowed(Refused):
     """A moderator command's input or target is refused (a bad term, a number out of range, an
-    unknown job, a moderator to ban …); `member_message` says why, for the moderator."""
+    unknown job, a moderator to ban …); `message` says why, for the moderator."""
 
 
 def check_channel(policy: Policy, channel_ids: Iterable[int]) -> Refusal | None:
     """Refuse outside the allowed channels (a thread counts as its parent: pass both ids)."""
     if not policy.allowed_channels or set(channel_ids) & policy.allowed_channels:
         return None
-    places = ", ".join(f"<#{c}>" for c in sorted(policy.allowed_channels)[:10])
-    return Refusal(Rule.CHANNEL, f"Images can't be made in this channel; please use {places}.")
+    places = ChannelRefs(tuple(sorted(policy.allowed_channels)[:10]))
+    return Refusal(
+        Rule.CHANNEL,
+        msg("Images can't be made in this channel; please use {channels}.", channels=places),
+    )

@@ -12,10 +12,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from bot.core.messages import Message, Stamp, msg, plural_msg
 from bot.core.moderation.bans import Ban
 from bot.core.moderation.durations import DAY, HOUR
 from bot.core.moderation.policy import Limits, Policy, Refusal, Rule
-from bot.core.moderation.wording import plural, stamp
 
 
 class Charge(enum.StrEnum):
@@ -69,45 +69,67 @@ def decide_quota(
     if policy.member_in_flight is not None and usage.member_in_flight >= policy.member_in_flight:
         return Refusal(
             Rule.MEMBER_IN_FLIGHT,
-            f"You already have {plural(usage.member_in_flight, 'image')} in progress; "
-            "please wait for one to finish.",
+            plural_msg(
+                "You already have {count} image in progress; please wait for it to finish.",
+                "You already have {count} images in progress; please wait for one to finish.",
+                usage.member_in_flight,
+            ),
         )
     if policy.server_in_flight is not None and usage.server_in_flight >= policy.server_in_flight:
         return Refusal(
             Rule.SERVER_IN_FLIGHT,
-            f"This server already has {plural(usage.server_in_flight, 'image')} in progress; "
-            "please try again in a minute.",
+            plural_msg(
+                "This server already has {count} image in progress; please try again in a minute.",
+                "This server already has {count} images in progress; please try again in a minute.",
+                usage.server_in_flight,
+            ),
         )
     if policy.cooldown and usage.last_at is not None and now < usage.last_at + policy.cooldown:
         return Refusal(
             Rule.COOLDOWN,
-            f"Please wait a little between images; you can start the next one "
-            f"{stamp(usage.last_at + policy.cooldown)}.",
+            msg(
+                "Please wait a little between images; you can start the next one {when}.",
+                when=Stamp(usage.last_at + policy.cooldown),
+            ),
         )
     charge = Charge.QUOTA
     limits = policy.limits_for(role_ids)
-    for rule, limit, span, period in (
-        (Rule.HOUR, limits.per_hour, HOUR, "this hour"),
-        (Rule.DAY, limits.per_day, DAY, "today"),
-    ):
+    for rule, limit, span in ((Rule.HOUR, limits.per_hour, HOUR), (Rule.DAY, limits.per_day, DAY)):
         frees = _window(usage.member_times, limit, span, now)
         if frees is not None:
             if usage.credits > 0:
                 charge = Charge.BONUS
                 continue
-            return Refusal(
-                rule,
-                f"You have used your {plural(limit or 0, 'image')} for {period}; "
-                f"the next one frees up {stamp(frees)}.",
-            )
+            return Refusal(rule, _window_full(rule, limit or 0, frees))
     frees = _window(usage.server_times, policy.server_per_day, DAY, now)
     if frees is not None:
         return Refusal(
             Rule.SERVER_DAY,
-            f"This server has used its {plural(policy.server_per_day or 0, 'image')} for today; "
-            f"the next one frees up {stamp(frees)}.",
+            plural_msg(
+                "This server has used its {count} image for today; the next one frees up {when}.",
+                "This server has used its {count} images for today; the next one frees up {when}.",
+                policy.server_per_day or 0,
+                when=Stamp(frees),
+            ),
         )
     return charge
+
+
+def _window_full(rule: Rule, limit: int, frees: datetime) -> Message:
+    """The refusal of a member whose hourly or daily window is full."""
+    if rule is Rule.HOUR:
+        return plural_msg(
+            "You have used your {count} image for this hour; the next one frees up {when}.",
+            "You have used your {count} images for this hour; the next one frees up {when}.",
+            limit,
+            when=Stamp(frees),
+        )
+    return plural_msg(
+        "You have used your {count} image for today; the next one frees up {when}.",
+        "You have used your {count} images for today; the next one frees up {when}.",
+        limit,
+        when=Stamp(frees),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,37 +178,58 @@ def quota_status(
     )
 
 
-def describe_quota(status: QuotaStatus, refusal: Refusal | None, ban: Ban | None = None) -> str:
-    """The `/quota` answer, in a few short lines: always what the member has made in the last
+def describe_quota(
+    status: QuotaStatus, refusal: Refusal | None, ban: Ban | None = None
+) -> tuple[Message, ...]:
+    """The `/quota` answer, a few short lines: always what the member has made in the last
     day and hour; where limits apply, what is left and when the next image frees up."""
-    lines: list[str] = []
+    lines: list[Message] = []
     if ban is not None:
         lines.append(ban.sentence())
     # The windows roll (a unit counts for 24 hours from its use), so the sentence says so.
     lines.append(
-        f"You have made {plural(status.made_day, 'image')} in the last 24 hours "
-        f"({status.made_hour} in the last hour)."
+        plural_msg(
+            "You have made {count} image in the last 24 hours ({hour} in the last hour).",
+            "You have made {count} images in the last 24 hours ({hour} in the last hour).",
+            status.made_day,
+            hour=status.made_hour,
+        )
     )
-    limited = False
-    for limit, used, period in (
-        (status.limits.per_day, status.used_day, "today"),
-        (status.limits.per_hour, status.used_hour, "this hour"),
-    ):
-        if limit is not None:
-            limited = True
-            left = max(0, limit - used)
-            lines.append(f"You have {plural(left, 'image')} left {period} (of {limit}).")
-    if not limited:
-        lines.append("You have no image limit in this server.")
+    if status.limits.per_day is not None:
+        lines.append(
+            plural_msg(
+                "You have {count} image left today (of {limit}).",
+                "You have {count} images left today (of {limit}).",
+                max(0, status.limits.per_day - status.used_day),
+                limit=status.limits.per_day,
+            )
+        )
+    if status.limits.per_hour is not None:
+        lines.append(
+            plural_msg(
+                "You have {count} image left this hour (of {limit}).",
+                "You have {count} images left this hour (of {limit}).",
+                max(0, status.limits.per_hour - status.used_hour),
+                limit=status.limits.per_hour,
+            )
+        )
+    if status.limits.per_day is None and status.limits.per_hour is None:
+        lines.append(msg("You have no image limit in this server."))
     if status.credits:
-        lines.append(f"Extra images granted by moderators: {status.credits}.")
+        lines.append(msg("Extra images granted by moderators: {credits}.", credits=status.credits))
     if status.in_flight:
-        lines.append(f"In progress now: {plural(status.in_flight, 'image')}.")
+        lines.append(
+            plural_msg(
+                "In progress now: {count} image.",
+                "In progress now: {count} images.",
+                status.in_flight,
+            )
+        )
     if status.frees_at is not None:
-        lines.append(f"Your next image frees up {stamp(status.frees_at)}.")
+        lines.append(msg("Your next image frees up {when}.", when=Stamp(status.frees_at)))
     if refusal is not None and refusal.rule not in (Rule.HOUR, Rule.DAY):
         lines.append(refusal.reason)
-    return "\n".join(lines)
+    return tuple(lines)
 
 
 # --- what the repository reserves and settles --------------------------------------------------

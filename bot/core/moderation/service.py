@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from bot.core.jobs import Job
+from bot.core.jobs import Job, PostState
+from bot.core.messages import Code, Message, UserRef, msg
 from bot.core.moderation import bounds
 from bot.core.moderation.audit import AuditEntry, AuditKind, UsageReport
 from bot.core.moderation.bans import Ban, check_ban
@@ -22,16 +23,19 @@ from bot.core.moderation.policy import NotAllowed, Policy, Refusal
 from bot.core.moderation.quota import decide_quota, describe_quota, quota_status
 from bot.core.moderation.settings import PolicyChange, difference, duration
 from bot.core.moderation.terms import MAX_TERMS, BadTerm, Hit, Term, TermKind, check_term
+from bot.core.moderation.wording import number
 from bot.core.ports import JobRepository, Ticket
 
 #: What a member who does not moderate is told when they try.
-NOT_A_MODERATOR = "Only moderators (Manage Server, or the moderator role) can use /mod."
+NOT_A_MODERATOR = msg("Only moderators (Manage Server, or the moderator role) can use /mod.")
+#: A job id a moderator (or a button) named that this server has no record of.
+NOT_HERE = msg("That job is not in this server's records.")
 
 
 class NotModerator(NotAllowed):
     """A member without Manage Server or the moderator role tried a moderator action."""
 
-    member_message = NOT_A_MODERATOR
+    message = NOT_A_MODERATOR
 
 
 class LogAction(enum.StrEnum):
@@ -80,11 +84,11 @@ class ModerationService:
 
     # --- members ---------------------------------------------------------------------------
 
-    async def quota(self, ticket: Ticket) -> str:
+    async def quota(self, ticket: Ticket) -> tuple[Message, ...]:
         """The member's `/quota` answer: what they made in the last day and hour and, where limits
         apply, what is left and when the next image frees up."""
         now = self.clock.now()
-        policy = await self.repo.policy(ticket.guild_id)
+        policy = await self.gate.policy(ticket.guild_id)
         usage = await self.repo.usage(ticket.guild_id, ticket.user_id, now)
         ban = await self.repo.active_ban(ticket.guild_id, ticket.user_id, now)
         refusal = decide_quota(policy, ticket.role_ids, usage, now)
@@ -106,12 +110,16 @@ class ModerationService:
 
     async def policy(self, guild_id: int) -> Policy:
         """The server's settings."""
-        return await self.repo.policy(guild_id)
+        return await self.gate.policy(guild_id)
 
-    async def report_job(self, ticket: Ticket, job_id: int) -> str:
+    async def load_languages(self) -> None:
+        """Every server's chosen public language, into memory (at start-up)."""
+        await self.gate.load_languages()
+
+    async def report_job(self, ticket: Ticket, job_id: int) -> Message:
         """A member's 🚩 report of a result: recorded and shown to moderators; the sentence
         thanks the member."""
-        job = await self._job(ticket, job_id, "That image is not in this server's records.")
+        job = await self._job(ticket, job_id, msg("That image is not in this server's records."))
         await self.audit_log.record(
             AuditEntry(
                 guild_id=ticket.guild_id,
@@ -126,9 +134,9 @@ class ModerationService:
                 channel_id=ticket.channel_id,
             )
         )
-        if (await self.repo.policy(ticket.guild_id)).log_channel_id:
-            return "Thank you: the moderators have been told about this image."
-        return "Thank you: your report is recorded for the moderators."
+        if (await self.gate.policy(ticket.guild_id)).log_channel_id:
+            return msg("Thank you: the moderators have been told about this image.")
+        return msg("Thank you: your report is recorded for the moderators.")
 
     # --- moderators ------------------------------------------------------------------------
 
@@ -148,10 +156,10 @@ class ModerationService:
             )
         )
 
-    async def _job(self, ticket: Ticket, job_id: int, missing: str) -> Job:
+    async def _job(self, ticket: Ticket, job_id: int, missing: Message = NOT_HERE) -> Job:
         job = await self.jobs.get(job_id) if 0 < job_id < 2**63 else None
         if job is None or job.route.guild_id != ticket.guild_id:
-            raise NotAllowed(f"job {job_id} not in guild {ticket.guild_id}", member_message=missing)
+            raise NotAllowed(f"job {job_id} not in guild {ticket.guild_id}", message=missing)
         return job
 
     async def ban(
@@ -169,16 +177,21 @@ class ModerationService:
         if len(reason) > bounds.REASON_LENGTH:
             raise NotAllowed(
                 "reason too long",
-                member_message=f"reason can be at most {bounds.REASON_LENGTH} characters.",
+                message=msg(
+                    "reason can be at most {limit} characters.", limit=bounds.REASON_LENGTH
+                ),
             )
         span = duration("duration", length) if length else None
         if target.user_id == bot_user_id:
-            raise NotAllowed("ban the bot", member_message="I can't ban myself from the bot.")
+            raise NotAllowed("ban the bot", message=msg("I can't ban myself from the bot."))
         if await self.gate.is_moderator(dataclasses.replace(target, guild_id=ticket.guild_id)):
             raise NotAllowed(
                 f"ban moderator {target.user_id}",
-                member_message=f"<@{target.user_id}> is a moderator (Manage Server or the "
-                "moderator role), and moderators can't be banned from the bot.",
+                message=msg(
+                    "{member} is a moderator (Manage Server or the moderator role), and "
+                    "moderators can't be banned from the bot.",
+                    member=UserRef(target.user_id),
+                ),
             )
         now = self.clock.now()
         ban = Ban(
@@ -216,6 +229,7 @@ class ModerationService:
         before = await self.repo.policy(ticket.guild_id)
         after = change(before)
         await self.repo.save_policy(after)
+        self.gate.languages.remember(after)
         await self._action(ticket, action, difference(before, after))
         return after
 
@@ -227,8 +241,12 @@ class ModerationService:
         if held + images > bounds.CREDITS_HELD.high:
             raise NotAllowed(
                 "credits overflow",
-                member_message=f"<@{user_id}> has {held:,} extra images; a member can hold at "
-                f"most {bounds.CREDITS_HELD.high:,}.",
+                message=msg(
+                    "{member} has {held} extra images; a member can hold at most {most}.",
+                    member=UserRef(user_id),
+                    held=number(held),
+                    most=number(bounds.CREDITS_HELD.high),
+                ),
             )
         credits = await self.repo.grant(ticket.guild_id, user_id, images)
         await self._action(ticket, "grant", f"{images:+d} extra (now {credits})", target_id=user_id)
@@ -241,31 +259,38 @@ class ModerationService:
         await self._action(ticket, "reset", f"{count} images forgiven", target_id=user_id)
         return count
 
-    async def refund(self, ticket: Ticket, job_id: int) -> str:
+    async def refund(self, ticket: Ticket, job_id: int) -> Message:
         """Refund one job's image to its requester; the sentence says what happened."""
         await self.require_moderator(ticket)
-        job = await self._job(ticket, job_id, "That job is not in this server's records.")
+        job = await self._job(ticket, job_id)
         requester = job.route.requester_id
         if not await self.repo.refund(job.id):
-            return f"Job {job.id} was already refunded (or never charged)."
+            return msg("Job {job} was already refunded (or never charged).", job=job.id)
         await self._action(
             ticket, "refund", f"job {job.id} refunded", target_id=requester, job_id=job.id
         )
-        return f"Job {job.id} is refunded to <@{requester}>."
+        return msg("Job {job} is refunded to {member}.", job=job.id, member=UserRef(requester))
 
-    async def delete_result(self, ticket: Ticket, job_id: int, results: ResultMessages) -> str:
+    async def delete_result(self, ticket: Ticket, job_id: int, results: ResultMessages) -> Message:
         """Delete a job's posted result; the sentence says what happened."""
         await self.require_moderator(ticket)
-        job = await self._job(ticket, job_id, "That job is not in this server's records.")
+        job = await self._job(ticket, job_id)
         if not job.result_message_id:
-            return f"Job {job.id} has no posted result to delete."
+            if job.post_state is PostState.INTENT:
+                # Its outcome is known and on its way (or posted a moment ago, its message id
+                # not yet recorded): the moderator can see it, so "no result" would be wrong.
+                return msg(
+                    "Job {job}'s result is still being posted. Please try again in a minute.",
+                    job=job.id,
+                )
+            return msg("Job {job} has no posted result to delete.", job=job.id)
         outcome = await results.delete(
             ticket.guild_id, job.route.post_channel_id, job.result_message_id
         )
         if outcome is Deletion.GONE:
-            return f"Job {job.id}'s result was already deleted."
+            return msg("Job {job}'s result was already deleted.", job=job.id)
         if outcome is Deletion.FAILED:
-            return "I couldn't delete that result (check my permissions there)."
+            return msg("I couldn't delete that result (check my permissions there).")
         await self._action(
             ticket,
             "delete_result",
@@ -273,7 +298,7 @@ class ModerationService:
             target_id=job.route.requester_id,
             job_id=job.id,
         )
-        return f"Job {job.id}'s result is deleted."
+        return msg("Job {job}'s result is deleted.", job=job.id)
 
     async def log_action(
         self,
@@ -284,12 +309,15 @@ class ModerationService:
         results: ResultMessages,
         *,
         bot_user_id: int,
-    ) -> str:
+    ) -> Message:
         """A press of a log-channel button: ban the requester, refund, delete the result."""
         if action is LogAction.BAN:
             reason = f"from the log channel (job {job_id})" if job_id else "from the log channel"
             ban = await self.ban(ticket, target, reason, None, bot_user_id=bot_user_id)
-            return f"<@{ban.user_id}> is banned from making images until you lift it."
+            return msg(
+                "{member} is banned from making images until you lift it.",
+                member=UserRef(ban.user_id),
+            )
         if action is LogAction.REFUND:
             return await self.refund(ticket, job_id)
         return await self.delete_result(ticket, job_id, results)
@@ -300,15 +328,19 @@ class ModerationService:
         try:
             term = check_term(kind, text)
         except BadTerm as exc:
-            raise NotAllowed(str(exc), member_message=str(exc)) from None
+            raise NotAllowed(str(exc), message=exc.message) from None
         if len(await self.repo.terms(ticket.guild_id)) >= MAX_TERMS:
             raise NotAllowed(
                 "too many terms",
-                member_message=f"A server can ban at most {MAX_TERMS} words and patterns; "
-                "remove one first.",
+                message=msg(
+                    "A server can ban at most {limit} words and patterns; remove one first.",
+                    limit=MAX_TERMS,
+                ),
             )
         if not await self.repo.add_term(ticket.guild_id, term, ticket.user_id, self.clock.now()):
-            raise NotAllowed("duplicate term", member_message=f"“{term.text}” is already banned.")
+            raise NotAllowed(
+                "duplicate term", message=msg("{term} is already banned.", term=Code(term.text))
+            )
         await self._action(ticket, "term_add", f"{term.kind.value}: {term.text}")
         return term
 
@@ -354,7 +386,7 @@ class ModerationService:
             if job is not None:
                 failures.append((job.id, job.fail_reason))
         return ServerStatus(
-            policy=await self.repo.policy(guild_id),
+            policy=await self.gate.policy(guild_id),
             in_progress=len(unfinished),
             queued=sum(1 for j in unfinished if j.queue_position),
             failures=tuple(failures),

@@ -8,14 +8,29 @@ from collections.abc import Callable
 from datetime import timedelta
 
 from bot.core.jobs import Mode
+from bot.core.messages import msg
 from bot.core.moderation import bounds
 from bot.core.moderation.durations import MAX_DURATION, describe_duration, parse_duration
 from bot.core.moderation.policy import Limits, NotAllowed, Policy
+from bot.core.moderation.wording import number
 
 #: A change to a server's settings: the policy before → the policy after.
 PolicyChange = Callable[[Policy], Policy]
 
-DURATION_HINT = f"{{option}} must be like 30m, 12h, 7d or 2w (at most {MAX_DURATION.days:,} days)."
+#: The public languages a moderator may choose (`/mod language`): English and the catalogues'
+#: locales, as Discord spells them; "" is Discord's server setting.
+LANGUAGES: tuple[str, ...] = (
+    "en-US",
+    "ja",
+    "zh-CN",
+    "zh-TW",
+    "ko",
+    "es-ES",
+    "pt-BR",
+    "fr",
+    "de",
+    "ru",
+)
 
 
 def duration(option: str, text: str) -> timedelta:
@@ -23,7 +38,12 @@ def duration(option: str, text: str) -> timedelta:
     span = parse_duration(text) if len(text) <= bounds.DURATION_LENGTH else None
     if span is None:
         raise NotAllowed(
-            f"bad {option} {text[:50]!r}", member_message=DURATION_HINT.format(option=option)
+            f"bad {option} {text[:50]!r}",
+            message=msg(
+                "{option} must be like 30m, 12h, 7d or 2w (at most {days} days).",
+                option=option,
+                days=number(MAX_DURATION.days),
+            ),
         )
     return span
 
@@ -111,6 +131,16 @@ def default_mode(mode: Mode) -> PolicyChange:
     return lambda p: dataclasses.replace(p, default_mode=mode)
 
 
+def language(locale: str) -> PolicyChange:
+    """The language of what the whole channel reads ("": Discord's server setting)."""
+    if locale and locale not in LANGUAGES:
+        raise NotAllowed(
+            f"language {locale[:20]!r}",
+            message=msg("Pick a language from the list."),
+        )
+    return lambda p: dataclasses.replace(p, language=locale)
+
+
 def difference(before: Policy, after: Policy) -> str:
     """`per_day: 5 → 3; cooldown: none → 30 seconds` (what a settings change did)."""
     changes = []
@@ -125,9 +155,11 @@ def _show(value: object) -> str:
     if isinstance(value, frozenset):
         return ", ".join(str(v) for v in sorted(value)) or "any"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v.describe()}" for k, v in value.items()) or "none"
+        return ", ".join(f"{k}={v.describe().plain()}" for k, v in value.items()) or "none"
     if isinstance(value, timedelta):
-        return describe_duration(value) if value else "none"
+        return describe_duration(value).plain() if value else "none"
     if isinstance(value, Limits):
-        return value.describe()
+        return value.describe().plain()
+    if value == "":
+        return "none"
     return str(value.value if isinstance(value, Mode) else value)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.core.moderation.bans import Ban
+from bot.core.moderation.bans import Ban, automatic_reason
 from bot.core.moderation.policy import Policy
 
 
@@ -31,12 +31,12 @@ def strike_ban(
     recent = [t for t in strike_times if t > now - policy.strike_window]
     if len(recent) < policy.strike_limit:
         return None
-    hours = policy.strike_window.total_seconds() / 3600
+    # /mod strikes takes whole hours (at least one).
+    hours = max(1, round(policy.strike_window.total_seconds() / 3600))
     return Ban(
         guild_id=guild_id,
         user_id=user_id,
-        reason=f"{len(recent)} prompts refused by the image service within "
-        f"{hours:g} hour{'s' if hours != 1 else ''}",
+        reason=automatic_reason(len(recent), hours),
         at=now,
         until=now + policy.strike_ban,
     )

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import regex
 
+from bot.core.messages import Code, Message, msg
 from bot.core.moderation.bounds import TERM_LENGTH, TEST_PROMPT_LENGTH
 from bot.core.moderation.normalise import fold, plain
 from bot.core.moderation.policy import Refusal, Rule
@@ -51,7 +52,11 @@ class Term:
 
 
 class BadTerm(ValueError):
-    """A term moderators may not add; the message says why, for the moderator."""
+    """A term moderators may not add; `message` says why, for the moderator."""
+
+    def __init__(self, message: Message) -> None:
+        super().__init__(message.plain())
+        self.message = message
 
 
 def _strip_accents(text: str) -> str:
@@ -85,29 +90,41 @@ def check_term(kind: TermKind, text: str) -> Term:
     """
     text = text.strip()
     if not text:
-        raise BadTerm("A banned term can't be empty.")
+        raise BadTerm(msg("A banned term can't be empty."))
     if kind is TermKind.WORD:
         if len(text) > MAX_TERM_LENGTH:
-            raise BadTerm(f"A banned word can be at most {MAX_TERM_LENGTH} characters.")
+            raise BadTerm(
+                msg("A banned word can be at most {limit} characters.", limit=MAX_TERM_LENGTH)
+            )
         folded = " ".join(fold(text).split())
         if not folded:
-            raise BadTerm("A banned word needs at least one visible character.")
+            raise BadTerm(msg("A banned word needs at least one visible character."))
         return Term(kind, folded)
     if len(text) > MAX_PATTERN_LENGTH:
-        raise BadTerm(f"A banned pattern can be at most {MAX_PATTERN_LENGTH} characters.")
+        raise BadTerm(
+            msg("A banned pattern can be at most {limit} characters.", limit=MAX_PATTERN_LENGTH)
+        )
     pattern = _strip_accents(text)
     try:
         regex.compile(pattern)  # alone first, so an error's position is the moderator's
         compiled = _compile(pattern)
     except regex.error as exc:
-        raise BadTerm(f"That is not a valid regular expression: {exc}.") from None
+        raise BadTerm(
+            msg("That is not a valid regular expression: {error}.", error=Code(str(exc)))
+        ) from None
     for probe in _probes(pattern):
         try:
             compiled.search(probe, timeout=PROBE_TIMEOUT)
         except TimeoutError:
             raise BadTerm(
-                "That pattern could make the bot slow on long prompts: avoid a repeat inside "
-                "a repeat (like (a+)+) and keep repeats small (like k{1,10} instead of k+)."
+                msg(
+                    "That pattern could make the bot slow on long prompts: avoid a repeat inside "
+                    "a repeat (like {nested}) and keep repeats small (like {small} instead of "
+                    "{large}).",
+                    nested=Code("(a+)+"),
+                    small=Code("k{1,10}"),
+                    large=Code("k+"),
+                )
             ) from None
     return Term(kind, pattern)
 
@@ -211,11 +228,16 @@ def refusal_for(hit: Hit | None) -> Refusal | None:
     if hit.timed_out:
         return Refusal(
             Rule.TERM,
-            "Your prompt took too long to check against this server's banned patterns; "
-            "please shorten or rephrase it.",
+            msg(
+                "Your prompt took too long to check against this server's banned patterns; "
+                "please shorten or rephrase it."
+            ),
         )
     shown = " ".join(hit.matched.split())[:40]
     return Refusal(
         Rule.TERM,
-        f"Your prompt contains “{shown}”, which this server does not allow; please rephrase it.",
+        msg(
+            "Your prompt contains “{word}”, which this server does not allow; please rephrase it.",
+            word=shown,
+        ),
     )

@@ -1,17 +1,11 @@
-"""How moderation talks about time and amounts in the sentences members and moderators read."""
+"""How moderation talks about amounts in the English of its records (the audit log's details,
+an automatic ban's stored reason); what members and moderators read are catalogue messages."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-
-def stamp(at: datetime, style: str = "R") -> str:
-    """A Discord timestamp: each member's client shows it in their own time (`R`: relative)."""
-    return f"<t:{int(at.timestamp())}:{style}>"
-
 
 def plural(count: int, word: str) -> str:
-    """`1 image`, `5 images`."""
+    """`1 image`, `5 images` (English records only)."""
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 

@@ -14,9 +14,11 @@ from typing import Any
 import discord
 from discord.ext import commands
 
-from bot.core.errors import Refused
 from bot.core.followups import zoom_prompt
+from bot.core.messages import Message, msg
 from bot.core.services import ActionService, ImagineService
+from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import DEFAULT_LOCALE, member_locale
 from bot.discord_ui.jobflow import show_follow_up, ticket_for
 from bot.discord_ui.tree import tell_error
 from bot.discord_ui.views import MjcordModal
@@ -34,11 +36,19 @@ class PromptModal(MjcordModal):
     job's prompt is read from the ledger only once the member submits.
     """
 
-    def __init__(self, *, title: str, zoom: bool, on_done: PromptHandler) -> None:
-        super().__init__(title=title, timeout=600)
+    def __init__(
+        self, *, title: Message, zoom: bool, on_done: PromptHandler, locale: str = DEFAULT_LOCALE
+    ) -> None:
+        # Only the member who pressed sees the form: their client's language. Discord allows
+        # 45 characters in a title or label, 100 in a placeholder (the catalogue test checks).
+        super().__init__(title=render(title, locale), timeout=600)
+        # TRANSLATORS: a form field's label, at most 45 characters.
+        label = render(msg("New prompt (optional)"), locale)
+        # TRANSLATORS: a form field's placeholder, at most 100 characters.
+        placeholder = render(msg("Leave empty to keep the prompt as it is"), locale)
         self.prompt: discord.ui.TextInput[PromptModal] = discord.ui.TextInput(
-            label="New prompt (optional)",  # Discord allows 45 characters here
-            placeholder="Leave empty to keep the prompt as it is",
+            label=label,
+            placeholder=placeholder,
             custom_id="prompt",
             style=discord.TextStyle.paragraph,
             required=False,
@@ -47,8 +57,10 @@ class PromptModal(MjcordModal):
         self.add_item(self.prompt)
         self.zoom: discord.ui.TextInput[PromptModal] | None = None
         if zoom:
+            # TRANSLATORS: a form field's label, at most 45 characters.
+            zoom_label = render(msg("Zoom out by (--zoom, from 1 to 2)"), locale)
             self.zoom = discord.ui.TextInput(
-                label="Zoom out by (--zoom, from 1 to 2)",
+                label=zoom_label,
                 custom_id="zoom",
                 default="1.5",
                 max_length=4,
@@ -89,8 +101,10 @@ class FollowUpCog(commands.Cog):
             if kind == "z":
                 await interaction.response.send_modal(
                     PromptModal(
-                        title="Custom zoom",
+                        # TRANSLATORS: a form's title, at most 45 characters.
+                        title=msg("Custom zoom"),
                         zoom=True,
+                        locale=member_locale(interaction),
                         on_done=lambda i, text, zoom: self._zoom(i, job_id, index, text, zoom),
                     )
                 )
@@ -108,8 +122,10 @@ class FollowUpCog(commands.Cog):
         try:
             await interaction.response.send_modal(
                 PromptModal(
-                    title="Edit the prompt",
+                    # TRANSLATORS: a form's title, at most 45 characters.
+                    title=msg("Edit the prompt"),
                     zoom=False,
+                    locale=member_locale(interaction),
                     on_done=lambda i, text, _: self._confirm(i, job_id, text),
                 )
             )
@@ -126,10 +142,7 @@ class FollowUpCog(commands.Cog):
         self, interaction: discord.Interaction[Any], job_id: int, index: int, text: str, zoom: str
     ) -> None:
         parent = await self.actions.parent_button(job_id, index, ticket_for(interaction))
-        try:
-            prompt = zoom_prompt(text or parent.final_prompt or parent.prompt, zoom)
-        except ValueError as exc:
-            raise Refused(f"zoom {zoom!r}", member_message=str(exc)) from None
+        prompt = zoom_prompt(text or parent.final_prompt or parent.prompt, zoom)
         await self._press(interaction, job_id, index, prompt)
 
     async def _confirm(self, interaction: discord.Interaction[Any], job_id: int, text: str) -> None:

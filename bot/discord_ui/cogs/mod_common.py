@@ -4,16 +4,19 @@ and the base the command mixins build on."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.core.messages import Message
 from bot.core.moderation import service
 from bot.core.moderation.service import ModerationService
 from bot.core.ports import Ticket
+from bot.discord_ui.i18n.render import render
+from bot.discord_ui.i18n.where import member_locale
 from bot.discord_ui.options import MODE_CHOICES
 from bot.discord_ui.tree import tell
 
@@ -26,6 +29,7 @@ __all__ = [
     "Health",
     "ModBase",
     "NotModerator",
+    "rendered",
     "say",
     "target_of",
 ]
@@ -67,9 +71,28 @@ def target_of(user: discord.Member | discord.User) -> Ticket:
     return Ticket(guild_id=0, channel_id=0, user_id=user.id)
 
 
-async def say(interaction: discord.Interaction[Any], text: str) -> None:
-    """A moderator's (or member's) private answer, mentions disabled."""
-    await tell(interaction, text[:2000])
+#: Discord's limit on a message's content.
+MAX_CONTENT = 2000
+
+
+def rendered(lines: Message | Sequence[Message], locale: str) -> str:
+    """One message, or several as lines, as Discord text in `locale`, within Discord's limit:
+    a long list (the bans, the banned terms) ends with the last whole line that fits."""
+    messages = [lines] if isinstance(lines, Message) else list(lines)
+    kept: list[str] = []
+    size = -1  # the first line has no line break before it
+    for line in messages:
+        text = render(line, locale)
+        if kept and size + 1 + len(text) > MAX_CONTENT:
+            break
+        kept.append(text)
+        size += 1 + len(text)
+    return "\n".join(kept)[:MAX_CONTENT]
+
+
+async def say(interaction: discord.Interaction[Any], lines: Message | Sequence[Message]) -> None:
+    """A moderator's (or member's) private answer in their own language, mentions disabled."""
+    await tell(interaction, rendered(lines, member_locale(interaction)))
 
 
 class ModBase(commands.Cog):

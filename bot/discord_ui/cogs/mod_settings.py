@@ -8,6 +8,7 @@ from typing import Any
 import discord
 from discord import app_commands
 
+from bot.core.messages import ChannelRefs, msg, plural_msg
 from bot.core.moderation import Limits, describe_duration
 from bot.core.moderation import bounds as b
 from bot.core.moderation import settings as change
@@ -34,7 +35,7 @@ class SettingsCommands(ModBase):
             ticket_for(interaction), "limits", change.default_limits(per_day, per_hour)
         )
         new = Limits(per_day=per_day, per_hour=per_hour)
-        await say(interaction, f"Everyone's quota is now {new.describe()}.")
+        await say(interaction, msg("Everyone's quota is now {quota}.", quota=new.describe()))
 
     @LIMITS.command(name="role")
     @app_commands.describe(
@@ -58,10 +59,13 @@ class SettingsCommands(ModBase):
             change.role_limits(role.id, per_day, per_hour, remove=remove),
         )
         if remove:
-            await say(interaction, f"{role.mention} now has the default quota.")
+            await say(interaction, msg("{role} now has the default quota.", role=role.mention))
         else:
             new = Limits(per_day=per_day, per_hour=per_hour)
-            await say(interaction, f"{role.mention}'s quota is now {new.describe()}.")
+            await say(
+                interaction,
+                msg("{role}'s quota is now {quota}.", role=role.mention, quota=new.describe()),
+            )
 
     @LIMITS.command(name="server")
     @app_commands.describe(
@@ -74,8 +78,17 @@ class SettingsCommands(ModBase):
     ) -> None:
         """Cap the images the whole server makes per day."""
         await self.mods.change(ticket_for(interaction), "server_cap", change.server_cap(per_day))
-        text = f"{per_day} images per day" if per_day is not None else "no limit"
-        await say(interaction, f"The server's daily cap is now {text}.")
+        if per_day is None:
+            await say(interaction, msg("The server's daily cap is now off."))
+        else:
+            await say(
+                interaction,
+                plural_msg(
+                    "The server's daily cap is now {count} image per day.",
+                    "The server's daily cap is now {count} images per day.",
+                    per_day,
+                ),
+            )
 
     @LIMITS.command(name="cooldown")
     @app_commands.describe(seconds="Seconds a member waits between images; 0 for none")
@@ -89,7 +102,10 @@ class SettingsCommands(ModBase):
             ticket_for(interaction), "cooldown", change.cooldown(seconds)
         )
         span = policy.cooldown
-        await say(interaction, f"The cooldown is now {describe_duration(span) if span else 'off'}.")
+        if span:
+            await say(interaction, msg("The cooldown is now {span}.", span=describe_duration(span)))
+        else:
+            await say(interaction, msg("The cooldown is now off."))
 
     @LIMITS.command(name="inflight")
     @app_commands.describe(
@@ -108,10 +124,14 @@ class SettingsCommands(ModBase):
         await self.mods.change(
             ticket_for(interaction), "in_flight", change.in_flight(member, server)
         )
+        anything = msg("any number")
         await say(
             interaction,
-            f"In progress at once: {member or 'any number'} per member, "
-            f"{server or 'any number'} for the server.",
+            msg(
+                "In progress at once: {member} per member, {server} for the server.",
+                member=member or anything,
+                server=server or anything,
+            ),
         )
 
     # --- channels --------------------------------------------------------------------------
@@ -123,7 +143,7 @@ class SettingsCommands(ModBase):
     ) -> None:
         """Allow images in a channel (once any is added, only those channels)."""
         await self.mods.change(ticket_for(interaction), "channels", change.add_channel(channel.id))
-        await say(interaction, f"Images may be made in {channel.mention}.")
+        await say(interaction, msg("Images may be made in {channel}.", channel=channel.mention))
 
     @CHANNELS.command(name="remove")
     @app_commands.describe(channel="A channel to take off the list")
@@ -134,15 +154,24 @@ class SettingsCommands(ModBase):
         policy = await self.mods.change(
             ticket_for(interaction), "channels", change.remove_channel(channel.id)
         )
-        rest = "every channel" if not policy.allowed_channels else "the other listed channels"
-        await say(interaction, f"{channel.mention} is off the list; images may be made in {rest}.")
+        if policy.allowed_channels:
+            sentence = msg(
+                "{channel} is off the list; images may be made in the other listed channels.",
+                channel=channel.mention,
+            )
+        else:
+            sentence = msg(
+                "{channel} is off the list; images may be made in every channel.",
+                channel=channel.mention,
+            )
+        await say(interaction, sentence)
 
     @CHANNELS.command(name="list")
     async def channels_list(self, interaction: discord.Interaction[Any]) -> None:
         """List the channels where images may be made."""
         policy = await self.mods.policy(interaction.guild_id or 0)
         if not policy.allowed_channels:
-            await say(interaction, "Images may be made in every channel.")
+            await say(interaction, msg("Images may be made in every channel."))
         else:
-            places = ", ".join(f"<#{c}>" for c in sorted(policy.allowed_channels))
-            await say(interaction, f"Images may be made only in {places}.")
+            places = ChannelRefs(tuple(sorted(policy.allowed_channels)))
+            await say(interaction, msg("Images may be made only in {channels}.", channels=places))

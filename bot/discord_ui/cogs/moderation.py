@@ -12,6 +12,7 @@ because discord.py does not enforce declared limits on what arrives.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import logging
 from typing import Any
@@ -21,7 +22,8 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.core.jobs import Mode
-from bot.core.moderation import TermKind, describe_duration, stamp
+from bot.core.messages import Code, Stamp, UserRef, msg, plural_msg
+from bot.core.moderation import TermKind, describe_duration
 from bot.core.moderation import bounds as b
 from bot.core.moderation import settings as change
 from bot.core.moderation.service import LogAction, ModerationService
@@ -37,7 +39,9 @@ from bot.discord_ui.cogs.mod_common import (
     say,
     target_of,
 )
+from bot.discord_ui.cogs.mod_language import LanguageCommands
 from bot.discord_ui.cogs.mod_settings import SettingsCommands
+from bot.discord_ui.i18n.where import member_locale
 from bot.discord_ui.jobflow import ticket_for
 from bot.discord_ui.mod_buttons import MODERATION_COG, DiscordResults, ModLogButton, ReportButton
 from bot.discord_ui.mod_chart import daily_chart
@@ -46,6 +50,9 @@ from bot.discord_ui.render import NO_PINGS, clean
 from bot.discord_ui.tree import tell_error
 
 log = logging.getLogger(__name__)
+
+#: Seconds between re-reads of every server's chosen language (see `ModerationCog`).
+LANGUAGE_REFRESH = 60.0
 
 __all__ = ["ModerationCog", "NotModerator", "QuotaCog"]
 
@@ -63,7 +70,7 @@ class QuotaCog(commands.Cog, name="Quota"):
         await say(interaction, await self.mods.quota(ticket_for(interaction)))
 
 
-class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
+class ModerationCog(SettingsCommands, LanguageCommands, commands.Cog, name=MODERATION_COG):
     """The /mod commands, the log channel's buttons and 🚩 Report."""
 
     mod = MOD
@@ -77,14 +84,36 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         mods: ModerationService,
         *,
         health: Health | None = None,
+        language_refresh: float = LANGUAGE_REFRESH,
     ) -> None:
         self.bot = bot
         self.mods = mods
         self.health = health
+        self.language_refresh = language_refresh
+        self._refreshing: asyncio.Task[None] | None = None
 
     async def cog_load(self) -> None:
-        """Register the restart-proof moderation buttons (they find this cog by its name)."""
+        """Register the restart-proof moderation buttons (they find this cog by its name), and
+        read every server's chosen public language before anything is posted (and every
+        `language_refresh` seconds after, for changes made in another process)."""
         self.bot.add_dynamic_items(ModLogButton, ReportButton)
+        await self.mods.load_languages()
+        self._refreshing = asyncio.create_task(self._refresh_languages())
+
+    async def cog_unload(self) -> None:
+        """Stop re-reading the languages."""
+        if self._refreshing is not None:
+            self._refreshing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refreshing
+
+    async def _refresh_languages(self) -> None:
+        while True:
+            await asyncio.sleep(self.language_refresh)
+            try:
+                await self.mods.load_languages()
+            except Exception as exc:  # the database is away: keep what is held, try again
+                log.warning("could not re-read the servers' languages: %r", exc)
 
     async def interaction_check(self, interaction: discord.Interaction[Any]) -> bool:  # type: ignore[override]
         """Every /mod command: Manage Server or the moderator role, checked at run time."""
@@ -112,17 +141,33 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         ban = await self.mods.ban(
             ticket_for(interaction), target_of(member), reason, duration, bot_user_id=self._bot_id()
         )
-        until = f"until {stamp(ban.until, 'f')}" if ban.until else "until you lift it"
-        await say(interaction, f"{member.mention} is banned from making images {until}.")
+        if ban.until:
+            await say(
+                interaction,
+                msg(
+                    "{member} is banned from making images until {when}.",
+                    member=UserRef(member.id),
+                    when=Stamp(ban.until, "f"),
+                ),
+            )
+        else:
+            await say(
+                interaction,
+                msg(
+                    "{member} is banned from making images until you lift it.",
+                    member=UserRef(member.id),
+                ),
+            )
 
     @MOD.command(name="unban")
     @app_commands.describe(member="Whose ban to lift")
     async def unban(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
         """Lift a member's ban."""
+        who = UserRef(member.id)
         if await self.mods.unban(ticket_for(interaction), member.id):
-            await say(interaction, f"{member.mention} may make images again.")
+            await say(interaction, msg("{member} may make images again.", member=who))
         else:
-            await say(interaction, f"{member.mention} was not banned.")
+            await say(interaction, msg("{member} was not banned.", member=who))
 
     @MOD.command(name="bans")
     async def bans(self, interaction: discord.Interaction[Any]) -> None:
@@ -141,14 +186,30 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
     ) -> None:
         """Give a member extra images beyond their quota."""
         total = await self.mods.grant(ticket_for(interaction), member.id, images)
-        await say(interaction, f"{member.mention} now has {total} extra images.")
+        await say(
+            interaction,
+            plural_msg(
+                "{member} now has {count} extra image.",
+                "{member} now has {count} extra images.",
+                total,
+                member=UserRef(member.id),
+            ),
+        )
 
     @MOD.command(name="reset")
     @app_commands.describe(member="Whose quota to reset")
     async def reset(self, interaction: discord.Interaction[Any], member: discord.Member) -> None:
         """Reset a member's quota: their images of the last day no longer count."""
         count = await self.mods.reset(ticket_for(interaction), member.id)
-        await say(interaction, f"{member.mention}'s quota is reset ({count} images forgiven).")
+        await say(
+            interaction,
+            plural_msg(
+                "{member}'s quota is reset ({count} image forgiven).",
+                "{member}'s quota is reset ({count} images forgiven).",
+                count,
+                member=UserRef(member.id),
+            ),
+        )
 
     # --- terms -----------------------------------------------------------------------------
 
@@ -166,7 +227,9 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         """Ban a word or pattern from prompts."""
         kind = TermKind.PATTERN if pattern else TermKind.WORD
         added = await self.mods.add_term(ticket_for(interaction), kind, term)
-        await say(interaction, f"Prompts with “{clean(added.text, 100)}” are now refused.")
+        await say(
+            interaction, msg("Prompts with {term} are now refused.", term=Code(added.text[:100]))
+        )
 
     @TERMS.command(name="remove")
     @app_commands.describe(term="The word or pattern, as listed by /mod terms list")
@@ -176,20 +239,26 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         term: app_commands.Range[str, 1, b.TERM_LENGTH],
     ) -> None:
         """Allow a banned word or pattern again."""
+        shown = Code(term[:100])
         if await self.mods.remove_term(ticket_for(interaction), term):
-            await say(interaction, f"“{clean(term, 100)}” is allowed again.")
+            await say(interaction, msg("{term} is allowed again.", term=shown))
         else:
-            await say(interaction, f"“{clean(term, 100)}” was not banned.")
+            await say(interaction, msg("{term} was not banned.", term=shown))
 
     @TERMS.command(name="list")
     async def terms_list(self, interaction: discord.Interaction[Any]) -> None:
         """List the banned words and patterns."""
         terms = await self.mods.terms(ticket_for(interaction))
         if not terms:
-            await say(interaction, "No words or patterns are banned.")
+            await say(interaction, msg("No words or patterns are banned."))
             return
-        lines = [f"• {t.kind.value}: `{clean(t.text, 100)}`" for t in terms[:60]]
-        await say(interaction, "Banned in prompts:\n" + "\n".join(lines))
+        lines = [
+            msg("• word: {term}", term=Code(t.text[:100]))
+            if t.kind is TermKind.WORD
+            else msg("• pattern: {term}", term=Code(t.text[:100]))
+            for t in terms[:60]
+        ]
+        await say(interaction, [msg("Banned in prompts:"), *lines])
 
     @TERMS.command(name="test")
     @app_commands.describe(prompt="A prompt to check against the banned terms")
@@ -201,16 +270,32 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         """Check whether a prompt would be refused, and for which term."""
         hit = await self.mods.test_prompt(ticket_for(interaction), prompt)
         if hit is None:
-            await say(interaction, "That prompt passes the banned terms.")
+            await say(interaction, msg("That prompt passes the banned terms."))
         elif hit.timed_out:
             await say(
-                interaction, f"Refused: the pattern `{clean(hit.term.text, 100)}` ran out of time."
+                interaction,
+                msg(
+                    "Refused: the pattern {pattern} ran out of time.",
+                    pattern=Code(hit.term.text[:100]),
+                ),
+            )
+        elif hit.term.kind is TermKind.WORD:
+            await say(
+                interaction,
+                msg(
+                    "Refused: “{matched}” matches the word {term}.",
+                    matched=clean(hit.matched, 100),
+                    term=Code(hit.term.text[:100]),
+                ),
             )
         else:
             await say(
                 interaction,
-                f"Refused: “{clean(hit.matched, 100)}” matches the {hit.term.kind.value} "
-                f"`{clean(hit.term.text, 100)}`.",
+                msg(
+                    "Refused: “{matched}” matches the pattern {term}.",
+                    matched=clean(hit.matched, 100),
+                    term=Code(hit.term.text[:100]),
+                ),
             )
 
     # --- settings --------------------------------------------------------------------------
@@ -235,12 +320,17 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
             ticket_for(interaction), "strikes", change.strikes(limit, window_hours, ban)
         )
         if limit == 0:
-            await say(interaction, "Strikes no longer bring an automatic ban.")
+            await say(interaction, msg("Strikes no longer bring an automatic ban."))
         else:
             await say(
                 interaction,
-                f"{limit} strikes within {describe_duration(policy.strike_window)} bring a "
-                f"{describe_duration(policy.strike_ban)} ban.",
+                plural_msg(
+                    "{count} strike within {window} brings a {length} ban.",
+                    "{count} strikes within {window} bring a {length} ban.",
+                    limit,
+                    window=describe_duration(policy.strike_window),
+                    length=describe_duration(policy.strike_ban),
+                ),
             )
 
     @MOD.command(name="logchannel")
@@ -255,7 +345,9 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         await self.mods.change(ticket_for(interaction), "log_channel", change.log_channel(cid))
         await say(
             interaction,
-            f"The log channel is now {channel.mention}." if channel else "The log channel is off.",
+            msg("The log channel is now {channel}.", channel=channel.mention)
+            if channel
+            else msg("The log channel is off."),
         )
 
     @MOD.command(name="modrole")
@@ -272,9 +364,9 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         )
         await say(
             interaction,
-            f"{role.mention} may now moderate the bot."
+            msg("{role} may now moderate the bot.", role=role.mention)
             if role
-            else "Only Manage Server moderates now.",
+            else msg("Only Manage Server moderates now."),
         )
 
     @MOD.command(name="mode")
@@ -287,7 +379,10 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         # discord.py's Choice transformer has refused a value outside the choices already.
         chosen = Mode(mode.value)
         await self.mods.change(ticket_for(interaction), "default_mode", change.default_mode(chosen))
-        await say(interaction, f"/imagine now uses {chosen.label} unless a member picks a mode.")
+        await say(
+            interaction,
+            msg("/imagine now uses {mode} unless a member picks a mode.", mode=chosen.label),
+        )
 
     # --- reports and status ----------------------------------------------------------------
 
@@ -306,7 +401,7 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         b.REPORT_DAYS.check(days)  # before deferring, so the sentence is the first answer
         await interaction.response.defer(ephemeral=True, thinking=True)
         report = await self.mods.report(ticket_for(interaction), days, member.id if member else 0)
-        embed = report_embed(report)
+        embed = report_embed(report, member_locale(interaction))
         png = await asyncio.to_thread(daily_chart, report.daily)
         embed.set_image(url="attachment://usage.png")
         await interaction.followup.send(
@@ -323,7 +418,9 @@ class ModerationCog(SettingsCommands, commands.Cog, name=MODERATION_COG):
         status = await self.mods.status(ticket_for(interaction))
         health = await self.health() if self.health is not None else None
         await interaction.followup.send(
-            status_text(status, health)[:2000], ephemeral=True, allowed_mentions=NO_PINGS
+            status_text(status, health, member_locale(interaction))[:2000],
+            ephemeral=True,
+            allowed_mentions=NO_PINGS,
         )
 
     # --- buttons ---------------------------------------------------------------------------

@@ -36,9 +36,12 @@ def template_path(domain: str) -> Path:
 
 
 def read_catalogue(path: Path) -> Catalog:
-    """One `.po` or `.pot` file, parsed."""
+    """One `.po` or `.pot` file, parsed. A locale's file is read as that locale's (the files
+    have no header), so a plural message has as many forms as the language has (Russian 3,
+    Japanese 1), not gettext's default 2."""
+    locale = path.parent.parent.name if path.parent.name == "LC_MESSAGES" else None
     with path.open("rb") as handle:
-        return read_po(handle)
+        return read_po(handle, locale=locale.replace("-", "_") if locale else None)
 
 
 #: A translation: one string, or a plural message's forms in the locale's gettext order.

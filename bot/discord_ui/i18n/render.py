@@ -3,8 +3,10 @@
 Lookup: the `messages` catalogue of the exact locale, else the English key itself. Parameters
 are rendered to Discord markup here and only here: a `Stamp` becomes `<t:…:R>`, a `Code` an
 inline code span that its own backticks cannot break out of, a `UserRef` a mention (sent with
-pings disabled). A translation that names a placeholder its English lacks is a catalogue bug
-the test suite catches; at run time the English is used instead, never an exception.
+pings disabled), an `Option` the option's name in the locale, `ChannelRefs` channel links, and
+a `Message` inside a message (a duration, a quota) is rendered in the same locale. A
+translation that names a placeholder its English lacks is a catalogue bug the test suite
+catches; at run time the English is used instead, never an exception.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from functools import cache
 
 from babel.messages.plurals import get_plural
 
-from bot.core.messages import Code, Codes, Message, Param, Stamp, UserRef
+from bot.core.messages import ChannelRefs, Code, Codes, Message, Option, Param, Stamp, UserRef
 from bot.discord_ui.i18n.catalog import Catalogues, load_catalogues
+from bot.discord_ui.i18n.translator import DOMAIN as COMMANDS
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +39,23 @@ def code_span(text: str) -> str:
     return f"`{flat}`" if flat else "` `"
 
 
-def render_param(value: Param) -> str:
-    """One parameter as Discord text."""
+def option_name(name: str, locale: str) -> str:
+    """A slash command option's name as the member's client shows it (its localisation from
+    the command catalogue, else the English name Discord sends)."""
+    return load_catalogues(COMMANDS).lookup(locale, name, "option name") or name
+
+
+def choice_name(name: str, locale: str) -> str:
+    """A choice's name as the member's client lists it ("Portrait (2:3)", "縦長 (2:3)")."""
+    return load_catalogues(COMMANDS).lookup(locale, name, "choice") or name
+
+
+def render_param(value: Param, locale: str = "en-US", catalogues: Catalogues | None = None) -> str:
+    """One parameter as Discord text (a message inside a message in the same `locale`)."""
+    if isinstance(value, Message):
+        return render(value, locale, catalogues)
+    if isinstance(value, ChannelRefs):
+        return ", ".join(f"<#{c}>" for c in value.channel_ids)
     if isinstance(value, Stamp):
         return f"<t:{int(value.at.timestamp())}:{value.style}>"
     if isinstance(value, Code):
@@ -46,6 +64,8 @@ def render_param(value: Param) -> str:
         return ", ".join(code_span(text) for text in value.texts)
     if isinstance(value, UserRef):
         return f"<@{value.user_id}>"
+    if isinstance(value, Option):
+        return option_name(value.name, locale)
     return str(value)
 
 
@@ -75,7 +95,7 @@ def template(message: Message, locale: str, catalogues: Catalogues | None = None
 
 def render(message: Message, locale: str, catalogues: Catalogues | None = None) -> str:
     """The message as Discord text in `locale`."""
-    values = {name: render_param(value) for name, value in message.params}
+    values = {name: render_param(value, locale, catalogues) for name, value in message.params}
     text = template(message, locale, catalogues)
     try:
         return text.format_map(values)

@@ -188,11 +188,14 @@ async def unhandled(emu: DiscordEmulator, request: web.Request) -> web.Response:
 
 
 async def handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
+    # Timestamped as it arrives, before the simulated network delay and any handling: benchmarks
+    # count arrivals in one-second windows.
+    arrived = time.monotonic()
     # One way of a round trip: REST's own setting, or the gateway's one-way latency.
     delay = max(emu.limits.rest_delay / 2, emu.latency_ms / 1000)
     if delay > 0:
         await asyncio.sleep(delay)  # the request's way to Discord
-    response = await _handle(emu, request)
+    response = await _handle(emu, request, arrived)
     if delay > 0:
         await asyncio.sleep(delay)  # and the answer's way back
     return response
@@ -205,11 +208,11 @@ def _answer(emu: DiscordEmulator, status: int, body: Any, headers: dict[str, str
     return json_response(status, body, {"Via": VIA, **headers})
 
 
-async def _handle(emu: DiscordEmulator, request: web.Request) -> web.Response:
+async def _handle(emu: DiscordEmulator, request: web.Request, arrived: float) -> web.Response:
     path = request.path.removeprefix(API_PREFIX) or "/"
     method = request.method.upper()
     matched = match_route(emu.routes, method, path)
-    record = RecordedRequest(method, path, None, dict(request.query), None, [], False)
+    record = RecordedRequest(method, path, None, dict(request.query), None, [], False, at=arrived)
     emu.requests.append(record)
     await archive_idle_threads(emu)
     try:

@@ -32,6 +32,7 @@ def settings_values(policy: Policy) -> dict[str, Any]:
         "default_mode": policy.default_mode.value,
         "log_channel_id": policy.log_channel_id,
         "moderator_role_id": policy.moderator_role_id,
+        "language": policy.language,
     }
 
 
@@ -53,6 +54,7 @@ def _policy(guild_id: int, row: Mapping[Any, Any] | None, roles: dict[int, Limit
         default_mode=Mode(row["default_mode"]),
         log_channel_id=row["log_channel_id"],
         moderator_role_id=row["moderator_role_id"],
+        language=row["language"],
     )
 
 
@@ -101,6 +103,16 @@ class SettingsStore(Store):
         """The server's settings (defaults when it has none)."""
         async with self._begin() as conn:
             return await read_policy(conn, guild_id)
+
+    async def languages(self) -> dict[int, str]:
+        """Every server's chosen public language, where one is set."""
+        async with self._begin() as conn:
+            rows = await conn.execute(
+                select(mod_settings.c.guild_id, mod_settings.c.language).where(
+                    mod_settings.c.language != ""
+                )
+            )
+            return {int(guild_id): str(language) for guild_id, language in rows}
 
     async def save_policy(self, policy: Policy) -> None:
         """Write the server's settings and role limits."""
