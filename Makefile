@@ -39,6 +39,8 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
+# Two workers (pytest-xdist), whole files each: most tests wait on sockets and processes, and
+# the crash sweep's points must stay together on one worker (tests/e2e/test_crash_sweep.py).
 test: lint
 	$(BIN)/pytest -q -n 2 --dist loadfile
 
