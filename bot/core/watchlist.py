@@ -35,8 +35,8 @@ FULL_READ_EVERY = 10
 #: Status changes applied at once (each is a compare-and-set, and a finish post may follow).
 APPLY_CONCURRENCY = 16
 #: Above this many unfinished jobs, a running job's progress is saved (and shown) at most once
-#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (25 status edits a second) shows each
-#: of 1,000 jobs' progress only once every 40 s anyway, and progress is what a crash may lose.
+#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (20 status edits a second) shows each
+#: of 1,000 jobs' progress only once every 50 s anyway, and progress is what a crash may lose.
 PROGRESS_THROTTLE_ABOVE = 1_000
 PROGRESS_SAVE_EVERY = 30.0
 

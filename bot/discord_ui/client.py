@@ -198,7 +198,7 @@ def intents() -> discord.Intents:
     """Only the `guilds` intent: servers, channels, threads and roles for the cache. The bot
     reads no messages (everything it acts on arrives as an interaction), so it asks for no
     message events: with the default intents Discord echoes every status edit and finish post
-    back as MESSAGE_UPDATE / MESSAGE_CREATE, which at 25 edits a second was a large share of the
+    back as MESSAGE_UPDATE / MESSAGE_CREATE, which at 20–25 edits a second was a large share of the
     tracker's CPU. Discord sends only the events a session's intents ask for
     (https://discord.com/developers/docs/events/gateway#gateway-intents)."""
     return discord.Intents(guilds=True)
