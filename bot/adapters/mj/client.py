@@ -31,6 +31,7 @@ from bot.core.errors import (
     Unsupported,
 )
 from bot.core.jobs import Mode, ReferenceImage, Submission, TaskSnapshot
+from bot.core.messages import msg
 from bot.core.ports import ImagineRequest
 
 from .bodies import add_common, json_body, streamed_body
@@ -148,7 +149,7 @@ class MjClient:
         if change is None:
             raise Unsupported(
                 f"POST /mj/submit/change: no way to press {custom_id!r} on this server",
-                member_message="The image service does not offer this button.",
+                message=msg("The image service does not offer this button."),
             )
         add_common(change, state, notify_hook)
         return await self._submit("/mj/submit/change", json_body(change), "parent")
@@ -200,7 +201,7 @@ class MjClient:
         if not 2 <= len(images) <= 5:
             raise InvalidRequest(
                 f"blend needs 2-5 images, got {len(images)}",
-                member_message="A blend needs between 2 and 5 images.",
+                message=msg("A blend needs between 2 and 5 images."),
             )
         fields: dict[str, Any] = {"botType": mode.value, "dimensions": dimensions}
         add_common(fields, state, notify_hook)

@@ -65,6 +65,7 @@ from bot.core.errors import (
     Unsupported,
 )
 from bot.core.jobs import Submission, TaskSnapshot
+from bot.core.messages import msg
 
 from .models import CSharpEnvelope, Envelope, MiddlewareError, NewApiError, parse_task
 from .transport import EMPTY, NOT_JSON, AuthStyle, Reply
@@ -97,7 +98,7 @@ _NEWAPI_NOT_FOUND = frozenset({"task_not_found", "task_no_found"})
 _NEWAPI_UNAVAILABLE = frozenset(
     {"do_request_failed", "read_request_body_failed", "read_response_body_failed"}
 )
-QUOTA_MESSAGE = "The image service account is out of credit; the bot's operator has been told."
+QUOTA_MESSAGE = msg("The image service account is out of credit; the bot's operator has been told.")
 
 
 def common_error(
@@ -117,7 +118,7 @@ def common_error(
             "(check MJ_API_KEY and MJ_AUTH_STYLE)"
         )
         if middleware and _has_any(middleware.message, _KEY_EXHAUSTED_WORDS):
-            return Misconfigured(detail, member_message=QUOTA_MESSAGE)
+            return Misconfigured(detail, message=QUOTA_MESSAGE)
         return Misconfigured(detail)
     if status == 429 or (isinstance(payload, dict) and payload.get("code") == 30):
         return RateLimited(
@@ -150,7 +151,7 @@ def _newapi_error(error: NewApiError, where: str, status: int) -> ApiError:
     if word == "quota_not_enough":
         # The aggregator account the operator pays for is empty: an operator problem, not a
         # member's and not an outage; Misconfigured makes `check` and the logs say so.
-        return Misconfigured(detail, member_message=QUOTA_MESSAGE)
+        return Misconfigured(detail, message=QUOTA_MESSAGE)
     if word in _NEWAPI_UNAVAILABLE or error.code == 5 or status >= 500:
         return Unavailable(detail)
     if error.code == 24 or "sensitive" in word:
