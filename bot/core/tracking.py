@@ -147,13 +147,16 @@ class Tracker:
         self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
         self._posting: set[int] = set()
         self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
-        shows_by_id = isinstance(observer, ShowsById) and observer.reads_jobs
+        # Narrowed once here: a runtime Protocol check per progress change was on the hot path.
+        self._by_id: ShowsById | None = (
+            observer if isinstance(observer, ShowsById) and observer.reads_jobs else None
+        )
         self._absorber = Absorber(
             self.store,
             clock,
             apply=self.apply,
             show=self._show,
-            show_id=self._show_id if shows_by_id else None,
+            show_id=self._show_id if self._by_id is not None else None,
             monotonic=monotonic,
         )
         self._cursor = 0  # the last job id polled; the next cycle starts after it
@@ -409,9 +412,9 @@ class Tracker:
             log.exception("job %s: progress update failed", job.id)
 
     async def _show_id(self, job_id: int) -> None:
-        assert isinstance(self.observer, ShowsById)
+        assert self._by_id is not None  # only handed to the absorber when set
         try:
-            await self.observer.show_progress_of(job_id)
+            await self._by_id.show_progress_of(job_id)
         except Exception:
             log.exception("job %s: progress update failed", job_id)
 
