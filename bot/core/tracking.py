@@ -445,8 +445,10 @@ class Tracker:
         # The message id at once (moderators' links use it); settled before POSTED is recorded:
         # settling is idempotent, so a crash in between settles again after the restart's
         # re-post (which finds this post) instead of never.
-        await self.ledger.update(
-            job.id, lambda j: dataclasses.replace(j, result_message_id=message_id)
+        # Each write starts from the copy just read or saved: no read before it (a stale copy
+        # only costs a retry).
+        recorded = await self.ledger.update(
+            job.id, lambda j: dataclasses.replace(j, result_message_id=message_id), current=job
         )
         await self.gate.settle(job)
         posted = await self.ledger.update(
@@ -454,6 +456,7 @@ class Tracker:
             lambda j: dataclasses.replace(
                 j, post_state=PostState.POSTED, result_message_id=message_id
             ),
+            current=recorded,
         )
         if posted is not None:
             log.info("job %s: outcome posted (message %s)", job.id, message_id)

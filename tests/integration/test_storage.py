@@ -32,6 +32,7 @@ from bot.adapters.storage.engine import create_engine
 from bot.adapters.storage.migrate import head_revision
 from bot.adapters.storage.schema import metadata
 from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
+from bot.core.ledger import Ledger
 
 POSTGRES_URL = os.environ.get(
     "MJCORD_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -365,6 +366,64 @@ async def test_replace_writes_only_over_the_expected_version(storage: Storage) -
     assert await storage.jobs.replace(stored, finished) is True
     assert await storage.jobs.replace(stored, stale) is False
     assert await storage.jobs.get(stored.id) == finished
+
+
+# Another value for every stored field of the job `make_job` builds, nulls both ways (a
+# compare-and-set must tell NULL from a value and a value from NULL).
+_OTHER = {
+    "route": dataclasses.replace(make_job().route, thread_id=BIG_ID + 99),
+    "mode": Mode.MID_JOURNEY,
+    "prompt": "another prompt",
+    "action": "IMAGINE",
+    "task_id": None,
+    "parent_job_id": None,
+    "custom_id": "",
+    "status": JobStatus.SUBMITTED,
+    "progress": 43,
+    "queue_position": None,
+    "image_url": None,
+    "fail_reason": "failed",
+    "final_prompt": "",
+    "buttons": (),
+    "created_at": T0 - timedelta(seconds=1),
+    "updated_at": T0,
+    "finished_at": T0 + timedelta(minutes=1),
+    "post_state": PostState.INTENT,
+    "result_message_id": BIG_ID + 98,
+    "reference_count": 0,
+    "ack": None,
+    "inputs": Inputs(),
+    "sent_at": None,
+}
+
+
+def test_the_compare_and_set_table_covers_every_job_field() -> None:
+    assert set(_OTHER) == {f.name for f in dataclasses.fields(Job)} - {"id"}
+
+
+@pytest.mark.parametrize("field", sorted(_OTHER))
+async def test_replace_refuses_a_copy_stale_in_any_one_field(storage: Storage, field: str) -> None:
+    stored = await storage.jobs.add(make_job(task_id=f"cas-{field}"))
+    other = dataclasses.replace(stored, **{field: _OTHER[field]})
+    bumped = dataclasses.replace(stored, progress=99)
+
+    assert await storage.jobs.replace(other, bumped) is False  # the row holds `stored`
+    assert await storage.jobs.replace(stored, other) is True
+    assert await storage.jobs.replace(stored, bumped) is False  # now it holds `other`
+    assert await storage.jobs.get(stored.id) == other
+
+
+async def test_an_update_from_a_stale_copy_is_applied_to_the_fresh_one(storage: Storage) -> None:
+    stored = await storage.jobs.add(make_job(task_id="stale-copy"))
+    ledger = Ledger(storage.jobs)
+    fresh = await ledger.update(stored.id, lambda j: dataclasses.replace(j, progress=80))
+
+    posted = await ledger.update(
+        stored.id, lambda j: dataclasses.replace(j, result_message_id=5), current=stored
+    )
+
+    assert fresh is not None and posted == dataclasses.replace(fresh, result_message_id=5)
+    assert await storage.jobs.get(stored.id) == posted
 
 
 # --- migrations, restarts, health ----------------------------------------------------------

@@ -46,6 +46,10 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # Execution option read by the SQLite "begin" hook: the migration runner asks for
 # BEGIN IMMEDIATE so two processes starting on one file take turns instead of both migrating.
 SQLITE_BEGIN_OPTION = "mjcord_sqlite_begin"
+#: Its value for a connection that runs one SELECT alone: no BEGIN and no COMMIT (SQLite runs a
+#: lone statement in its own read transaction). Each is a round trip to aiosqlite's thread, and
+#: a one-row read made nine of them (issue 12).
+SQLITE_NO_BEGIN = ""
 
 
 class StorageError(MjcordError):
@@ -176,7 +180,8 @@ def _tune_sqlite(engine: AsyncEngine) -> None:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         begin = connection.get_execution_options().get(SQLITE_BEGIN_OPTION, "BEGIN")
-        connection.exec_driver_sql(begin)
+        if begin != SQLITE_NO_BEGIN:
+            connection.exec_driver_sql(begin)
 
 
 def _enable_wal(cursor: Any) -> None:

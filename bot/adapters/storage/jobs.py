@@ -13,11 +13,22 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from bot.adapters.storage.engine import StorageError
+from bot.adapters.storage.engine import SQLITE_BEGIN_OPTION, SQLITE_NO_BEGIN, StorageError
 from bot.adapters.storage.schema import jobs
 from bot.core.jobs import Ack, Button, Inputs, Job, JobStatus, Mode, PostState, Route, Source
 from bot.core.leases import LEASE
@@ -128,6 +139,23 @@ def _values(job: Job) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _compare_and_set(names: tuple[str, ...]) -> Update:
+    """`replace`'s UPDATE, built once: every column compared null-safely (`IS` on SQLite, `IS
+    NOT DISTINCT FROM` on PostgreSQL) with its expected value and set to its new one, all as
+    bound parameters. Built afresh each time, its 62 literal values cost SQLAlchemy a new cache
+    key per call, most of a compare-and-set's CPU (issue 12)."""
+    c = jobs.c
+    return (
+        update(jobs)
+        .where(
+            c.id == bindparam("cas_id"),
+            *(c[n].is_not_distinct_from(bindparam(f"old_{n}", type_=c[n].type)) for n in names),
+        )
+        .values({n: bindparam(f"new_{n}", type_=c[n].type) for n in names})
+    )
+
+
 def _job(row: Mapping[str, Any]) -> Job:
     return Job(
         id=row["id"],
@@ -219,6 +247,9 @@ class SqlJobRepository:
 
     def __init__(self, engine: AsyncEngine, *, worker: str = "", lease: timedelta = LEASE) -> None:
         self._engine = engine
+        # Reads are one SELECT each: on SQLite they need no BEGIN and COMMIT around them (the
+        # same pool; the option is read by the engine's begin hook, other backends ignore it).
+        self._reader = engine.execution_options(**{SQLITE_BEGIN_OPTION: SQLITE_NO_BEGIN})
         self._worker = worker
         self._lease = lease
 
@@ -229,6 +260,15 @@ class SqlJobRepository:
                 yield conn
         except IntegrityError as exc:
             raise StorageError(f"job ledger constraint violated: {exc.orig}") from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"job ledger unavailable: {exc}") from exc
+
+    @asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for one SELECT (see `_reader`)."""
+        try:
+            async with self._reader.connect() as conn:
+                yield conn
         except SQLAlchemyError as exc:
             raise StorageError(f"job ledger unavailable: {exc}") from exc
 
@@ -261,11 +301,12 @@ class SqlJobRepository:
         """
         if expected.id != job.id:
             raise ValueError("replace needs two versions of the same job")
-        unchanged = [jobs.c[name] == value for name, value in _values(expected).items()]
+        old, new = _values(expected), _values(job)
+        params = {"cas_id": job.id}
+        params.update({f"old_{name}": value for name, value in old.items()})
+        params.update({f"new_{name}": value for name, value in new.items()})
         async with self._begin() as conn:
-            result = await conn.execute(
-                update(jobs).where(jobs.c.id == job.id, *unchanged).values(_values(job))
-            )
+            result = await conn.execute(_compare_and_set(tuple(old)), params)
             return result.rowcount == 1
 
     async def get(self, job_id: int) -> Job | None:
@@ -309,7 +350,7 @@ class SqlJobRepository:
             .where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
             .order_by(jobs.c.id)
         )
-        async with self._begin() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         statuses = {s.value: s for s in JobStatus}
         return [Watched(i, t, statuses[s], p) for i, t, s, p in rows]
@@ -325,7 +366,7 @@ class SqlJobRepository:
             func.coalesce(func.sum(jobs.c.progress), 0),
             func.coalesce(func.sum(jobs.c.id * func.length(jobs.c.status)), 0),
         ).where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
-        async with self._begin() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(query)).one()
         return tuple(int(v) for v in row)
 
@@ -340,7 +381,7 @@ class SqlJobRepository:
             )
             .order_by(jobs.c.id)
         )
-        async with self._begin() as conn:
+        async with self._read() as conn:
             return list((await conn.execute(query)).scalars().all())
 
     async def many(self, job_ids: Sequence[int]) -> list[Job]:
@@ -357,7 +398,7 @@ class SqlJobRepository:
         statement = (
             select(*_PROGRESS_COLUMNS).where(jobs.c.id.in_(list(job_ids))).order_by(jobs.c.id)
         )
-        async with self._begin() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(statement)).all()
         return [
             Job(
@@ -419,11 +460,11 @@ class SqlJobRepository:
         return select(*_JOB_COLUMNS).where(and_(*where)).order_by(jobs.c.id)
 
     async def _one(self, *where: ColumnElement[bool]) -> Job | None:
-        async with self._begin() as conn:
+        async with self._read() as conn:
             row = (await conn.execute(self._select(*where))).mappings().first()
         return None if row is None else _job(row)
 
     async def _many(self, *where: ColumnElement[bool]) -> list[Job]:
-        async with self._begin() as conn:
+        async with self._read() as conn:
             rows = (await conn.execute(self._select(*where))).mappings().all()
         return [_job(row) for row in rows]

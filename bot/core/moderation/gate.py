@@ -167,7 +167,8 @@ class ModerationGate:
         failed = job.status is JobStatus.FAILED
         banned = failed and is_banned_content(job.fail_reason)
         guild_id, user_id = job.route.guild_id, job.route.requester_id
-        policy = await self.policy(guild_id)
+        # The settings matter only to a strike's ban: one read fewer for every other finish.
+        policy = await self.policy(guild_id) if banned else None
         settled = await self.repo.settle(
             job.id,
             Outcome.FAILED if failed else Outcome.SUCCEEDED,
@@ -176,7 +177,9 @@ class ModerationGate:
             strike=Strike(guild_id, user_id, now, job.fail_reason[:500], job.id)
             if banned
             else None,
-            auto_ban=lambda times: strike_ban(policy, guild_id, user_id, times, now),
+            auto_ban=lambda times: (
+                None if policy is None else strike_ban(policy, guild_id, user_id, times, now)
+            ),
         )
         if settled is None:
             return
