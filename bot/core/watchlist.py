@@ -1,7 +1,8 @@
 """What the tracker reads and writes on every cycle, kept small so 10,000 jobs cost little.
 
-A cycle needs, per unfinished job, only its id, task id, status, progress and age: the
-`Watched` view. Full jobs are read only for the few whose API answer moved on. Progress-only
+A cycle needs, per unfinished job, only its id, task id and status (and, in the database, its
+age): the `Watched` view. Progress is not in it: while every task moves, a view that held it
+would be read afresh, 10,000 rows, on every cycle. Full jobs are read only for the few whose API answer moved on. Progress-only
 changes are written in one transaction per chunk (`save_progress`); status changes and finishes
 still go through `Ledger.update`, one compare-and-set each, before anything is shown, so a crash
 between two chunks loses at most progress, which the next cycle reads from the API again. Above
@@ -35,8 +36,8 @@ FULL_READ_EVERY = 10
 #: Status changes applied at once (each is a compare-and-set, and a finish post may follow).
 APPLY_CONCURRENCY = 16
 #: Above this many unfinished jobs, a running job's progress is saved (and shown) at most once
-#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (20 status edits a second) shows each
-#: of 1,000 jobs' progress only once every 50 s anyway, and progress is what a crash may lose.
+#: every PROGRESS_SAVE_EVERY seconds: the Discord budget (10 status edits a second) shows each
+#: of 1,000 jobs' progress only once every 100 s anyway, and progress is what a crash may lose.
 PROGRESS_THROTTLE_ABOVE = 1_000
 PROGRESS_SAVE_EVERY = 30.0
 
@@ -48,7 +49,6 @@ class Watched(NamedTuple):
     id: int
     task_id: str
     status: JobStatus
-    progress: int
 
 
 @runtime_checkable
@@ -137,7 +137,7 @@ class LedgerTrackingStore:
         """Every unfinished job with a task id, oldest first."""
         jobs = await self._ledger.repo.unfinished()
         return [
-            Watched(j.id, j.task_id, j.status, j.progress)
+            Watched(j.id, j.task_id, j.status)
             for j in sorted(jobs, key=lambda j: j.id)
             if j.task_id
         ]

@@ -78,16 +78,18 @@ class EditBudget:
     With `spread` (the default) bot-wide calls are at least `window / limit` apart.
     """
 
-    # `reserve`: status edits leave 25 of the 45 to finish posts and to the commands' own calls
-    # (replies, threads, status messages), which do not pass through this budget. 20 progress
-    # edits a second is as many as members can tell apart at scale (at 10,000 running jobs each
-    # status message moves every few minutes either way), and each edit costs the bot CPU.
+    # `reserve`: status edits leave 35 of the 45 to finish posts and to the commands' own calls
+    # (replies, threads, status messages), which do not pass through this budget. 10 progress
+    # edits a second keep a busy server's few dozen running jobs moving every few seconds; at
+    # thousands each status message moves every few minutes at 10 or at 20 a second alike, and
+    # each edit costs the bot about 1.5 ms of CPU (issue 12: at 10,000 moving jobs, 20 edits a
+    # second were 3% of a core, 30% of the tracker's whole budget).
     def __init__(
         self,
         *,
         limit: int = 45,
         window: float = WINDOW_SECONDS,
-        reserve: int = 25,
+        reserve: int = 35,
         channel_limit: int = 5,
         channel_window: float = 5.0,
         channel_reserve: int = 1,

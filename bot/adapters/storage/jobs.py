@@ -344,26 +344,25 @@ class SqlJobRepository:
     # --- the tracker's batched view (bot.core.watchlist.TrackingStore) --------------------------
 
     async def watched(self) -> list[Watched]:
-        """Every unfinished job with a task id, oldest first: four columns, no timestamps."""
+        """Every unfinished job with a task id, oldest first: three columns, no timestamps."""
         query = (
-            select(jobs.c.id, jobs.c.task_id, jobs.c.status, jobs.c.progress)
+            select(jobs.c.id, jobs.c.task_id, jobs.c.status)
             .where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
             .order_by(jobs.c.id)
         )
         async with self._read() as conn:
             rows = (await conn.execute(query)).all()
         statuses = {s.value: s for s in JobStatus}
-        return [Watched(i, t, statuses[s], p) for i, t, s, p in rows]
+        return [Watched(i, t, statuses[s]) for i, t, s in rows]
 
     async def watched_version(self) -> tuple[int, ...]:
         """A fingerprint of the watched view, aggregated in the database (one row back): the
-        count and id sum change when a job joins or leaves it, the progress sum when progress
-        moves, the sum of id × status length when a status changes (the five unfinished
-        statuses have five different lengths)."""
+        count and id sum change when a job joins or leaves it, the sum of id × status length
+        when a status changes (the five unfinished statuses have five different lengths).
+        Progress is not in the view, so moving progress leaves the fingerprint alone."""
         query = select(
             func.count(jobs.c.id),
             func.coalesce(func.sum(jobs.c.id), 0),
-            func.coalesce(func.sum(jobs.c.progress), 0),
             func.coalesce(func.sum(jobs.c.id * func.length(jobs.c.status)), 0),
         ).where(jobs.c.task_id.is_not(None), jobs.c.status.in_(_UNFINISHED))
         async with self._read() as conn:
