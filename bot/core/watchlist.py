@@ -2,10 +2,11 @@
 
 A cycle needs, per unfinished job, only its id, task id and status (and, in the database, its
 age): the `Watched` view. Progress is not in it: while every task moves, a view that held it
-would be read afresh, 10,000 rows, on every cycle. Full jobs are read only for the few whose API answer moved on. Progress-only
-changes are written in one transaction per chunk (`save_progress`); status changes and finishes
-still go through `Ledger.update`, one compare-and-set each, before anything is shown, so a crash
-between two chunks loses at most progress, which the next cycle reads from the API again. Above
+would be read afresh, 10,000 rows, on every cycle. Full jobs are read only for the few whose API
+answer moved on. Progress-only changes are written in one transaction per chunk
+(`save_progress`); status changes and finishes still go through `Ledger.update`, one
+compare-and-set each, before anything is shown, so a crash between two chunks loses at most
+progress, which the next cycle reads from the API again. Above
 PROGRESS_THROTTLE_ABOVE jobs a running job's progress is saved at most every
 PROGRESS_SAVE_EVERY seconds (the Discord budget could not show it more often), and jobs whose
 progress is saved are read as the slim `progress_view` when the observer reads what it shows.
