@@ -23,6 +23,7 @@ from bot.core.jobs import Job, JobStatus, PostState
 from bot.core.messages import Message, Stamp, msg
 from bot.core.ports import ImageFiles
 from bot.discord_ui.budget import EditBudget
+from bot.discord_ui.finish_turns import FinishTurns
 from bot.discord_ui.i18n.render import render
 from bot.discord_ui.i18n.where import server_locale
 from bot.discord_ui.render import NO_PINGS, finish_content, marker, only_user, status_content
@@ -91,6 +92,7 @@ class DiscordPresenter:
         self._files = files
         self._interval = min_edit_interval
         self.budget = budget or EditBudget()
+        self._turns = FinishTurns(self.budget)
         self._last_edit: dict[int, float] = {}
         # job id → the newest state waiting to be shown; None: read it (`load`) when due.
         self._pending: dict[int, Job | None] = {}
@@ -430,13 +432,10 @@ class DiscordPresenter:
         return 0
 
     async def _finish_slot(self, channel_id: int) -> None:
-        """Wait for the budget to allow one finish call (never skipped, only delayed)."""
+        """Wait for the budget to allow one finish call (never skipped, only delayed); booked
+        as it is sent (the caller awaits nothing in between)."""
         self.counts["finish_calls"] += 1
-        # Only time frees the window (the budget is pure), so there is nothing to wait on.
-        while (delay := self.budget.finish_wait(channel_id, time.monotonic())) > 0:  # noqa: ASYNC110
-            await asyncio.sleep(delay)
-        # Booked as it is sent (nothing awaits in between), so the window counts real sends.
-        self.budget.take(channel_id, time.monotonic())
+        await self._turns.take(channel_id)
 
     def _locale(self, job: Job) -> str:
         """Status messages and finish posts are public: the server's language."""

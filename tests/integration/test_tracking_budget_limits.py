@@ -12,6 +12,7 @@ import time
 import pytest
 
 from bot.core.jobs import Job, JobStatus, Mode, Route
+from bot.discord_ui.budget import LIMIT, WINDOW_SECONDS
 from bot.discord_ui.presenter import DiscordPresenter
 from bot.sandbox.discord import DiscordEmulator
 from tests.integration.discord_helpers import new_bot, running_bot
@@ -98,7 +99,7 @@ async def test_finishes_and_edits_stay_within_the_emulators_limits(
         assert all(posted) and len(set(posted)) == FINISHES  # every finish, once
         assert emu.limits.rate_limited[limited:] == []  # not one 429, global or per channel
         assert most_in_any_second([r.at for r in calls]) <= 45
-        # Finishes first: 120 of them at 45 per 1.05 s, whatever the progress edits waiting.
-        assert took < FINISHES / 45 * 1.05 + 1.5
+        # Finishes first: 120 of them at the budget's pace, whatever the progress edits waiting.
+        assert took < FINISHES / LIMIT * WINDOW_SECONDS + 1.5
     finally:
         await emu.stop()
