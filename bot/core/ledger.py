@@ -47,11 +47,14 @@ class Ledger:
         try:
             async with lock:
                 for _ in range(_CAS_ATTEMPTS):
-                    job, current = current or await self.repo.get(job_id), None
+                    given, current = current, None
+                    job = given or await self.repo.get(job_id)
                     if job is None:
                         return None
                     new = change(job)
                     if new == job:
+                        if given is not None:
+                            continue  # nothing to do to the caller's copy: ask the ledger's
                         return None
                     if await self.repo.replace(job, new):
                         return new

@@ -424,6 +424,11 @@ async def test_an_update_from_a_stale_copy_is_applied_to_the_fresh_one(storage: 
 
     assert fresh is not None and posted == dataclasses.replace(fresh, result_message_id=5)
     assert await storage.jobs.get(stored.id) == posted
+    # A change that would do nothing to a stale copy is still made to the stored job.
+    progressed = await ledger.update(
+        stored.id, lambda j: dataclasses.replace(j, progress=42), current=stored
+    )
+    assert progressed == dataclasses.replace(posted, progress=42)
 
 
 # --- migrations, restarts, health ----------------------------------------------------------
