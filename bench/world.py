@@ -346,8 +346,8 @@ class World:
     async def advance_all(self) -> None:
         """Every seeded task's progress moves one step on (in slices: an emulator sharing this
         loop would record bunched arrival times behind one long stall)."""
-        for n, task in enumerate(list(self.sim.tasks.values())):
-            self.sim._book.step(task)
+        for n, task_id in enumerate(list(self.sim.tasks)):
+            self.sim.advance(task_id)
             if n % 200 == 199:
                 await asyncio.sleep(0)
 
