@@ -147,7 +147,9 @@ class Tracker:
         self._hinted: dict[str, int] = {}  # task id → job id, in arrival order
         self._posting: set[int] = set()
         self._post_slots = asyncio.Semaphore(POST_CONCURRENCY)
-        # Narrowed once here: a runtime Protocol check per progress change was on the hot path.
+        # Narrowed once here: a runtime Protocol check per progress change (or per chunk) was on
+        # the hot path.
+        self._changed_lists = api if isinstance(api, ChangedLists) else None
         self._by_id: ShowsById | None = (
             observer if isinstance(observer, ShowsById) and observer.reads_jobs else None
         )
@@ -271,8 +273,8 @@ class Tracker:
     ) -> tuple[Hashable | None, list[TaskSnapshot] | None]:
         """One chunk from the API: `(mark, None)` when the API can tell it is unchanged since
         the answer marked `last`, else `(mark, snapshots)`."""
-        if isinstance(self.api, ChangedLists):
-            return await self.api.list_if_changed(ids, last)
+        if self._changed_lists is not None:
+            return await self._changed_lists.list_if_changed(ids, last)
         return None, await self.api.list_by_ids(ids)
 
     async def _absorb(
