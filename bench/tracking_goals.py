@@ -130,17 +130,19 @@ async def measure_finishes(count: int, *, channels: int) -> tuple[float, int, st
 
         # Only the calls since the last look: the whole list, dumped on the emulator's loop
         # every half second, stalled it for longer each time and bunched the arrivals it
-        # timestamps behind the stall.
+        # timestamps behind the stall. A call is recorded as it arrives and completed when
+        # answered (status 0 until then), so the next look starts at the first unanswered one.
         seen: list[Call] = []
         done: list[float] = []
         deadline = start + 180
         while len(done) < count and time.monotonic() < deadline:
             await asyncio.sleep(0.5)
             new = await world.calls(discord0 + len(seen))
-            seen += new
+            answered = next((i for i, c in enumerate(new) if not c.status), len(new))
+            seen += new[:answered]
             done += [
                 c.at
-                for c in new
+                for c in new[:answered]
                 if c.method == "POST" and c.path.endswith("/messages") and "-# job " in c.content
             ]
         if len(done) < count:
