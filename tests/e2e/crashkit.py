@@ -449,7 +449,42 @@ def _button(message: dict[str, Any], label: str) -> tuple[int, str]:
 async def _finished(world: World, job_id: int) -> dict[str, Any]:
     await wait(lambda: bool(world.finish_posts(job_id)), 30, f"job {job_id}'s finish post")
     ((_, message),) = world.finish_posts(job_id)
+    await _status_settled(world, job_id)
     return message
+
+
+async def _status_settled(world: World, job_id: int) -> None:
+    """Until the set-up job's status message shows its end: the presenter edits it after the
+    finish post, from spare budget and at most one edit per job per interval, so that edit can
+    land after the next command has started, and a kill point meant for the command's own
+    calls ("the first PATCH of a message after the command") would land on it instead (seen
+    once in CI: imagine-n killed between its defer and its ledger write). Best effort: an edit
+    that never comes (the message already showed the end) costs the wait and nothing else."""
+    jobs = [j for j in await world.jobs() if j.id == job_id]
+    if not jobs or not jobs[0].route.status_message_id:
+        return
+    route = jobs[0].route
+    path = f"/channels/{route.post_channel_id}/messages/{route.status_message_id}"
+    needle = f"-# job {job_id} ·"
+    posted = next(
+        (
+            i
+            for i, r in enumerate(world.emu.requests)
+            if r.method == "POST"
+            and isinstance(r.json, dict)
+            and needle in str(r.json.get("content"))
+        ),
+        0,
+    )
+    with contextlib.suppress(TimeoutError):
+        await wait(
+            lambda: any(
+                r.method == "PATCH" and r.path == path and r.status
+                for r in world.emu.requests[posted:]
+            ),
+            10,
+            f"job {job_id}'s last status edit",
+        )
 
 
 async def _setup(world: World, command: str) -> tuple[int, str] | None:
