@@ -185,12 +185,6 @@ class Application:
             await self.stop()
             bot_task.result()  # re-raise why the bot could not start
             raise RuntimeError("the bot stopped before it was ready")
-        # What exists now (the libraries, the catalogues, Discord's caches) lives as long as the
-        # process: out of the collector's sight, a full collection walks only what the bot made
-        # since. Walking the whole heap stopped the event loop for 100-120 ms each time (issue
-        # 12), longer than a loop gap may be; see the gc.freeze documentation.
-        gc.collect()
-        gc.freeze()
         # Only the elected process tracks (see bot.core.leadership); the others stand by.
         self._tasks.append(asyncio.create_task(lead(self.storage.leadership(), self.tracker.run)))
         if leases.shared:  # several processes on the database: keep this one's leases alive
@@ -261,6 +255,13 @@ async def run(settings: Settings) -> None:
     app = Application(settings, guild_ready_timeout=settings.guild_ready_timeout)
     try:
         await app.start()
+        # What exists now (the libraries, the catalogues, Discord's caches) lives as long as the
+        # process: out of the collector's sight, a full collection walks only what the bot made
+        # since. Walking the whole heap stopped the event loop for 100-120 ms each time (issue
+        # 12), longer than a loop gap may be; see the gc.freeze documentation. Here, not in
+        # `start`: the heap is the process's, and a test process starts many bots.
+        gc.collect()
+        gc.freeze()
         await app.wait()
     finally:
         await app.stop()
