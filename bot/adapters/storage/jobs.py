@@ -8,8 +8,8 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -139,6 +139,17 @@ def _values(job: Job) -> dict[str, Any]:
     }
 
 
+@contextmanager
+def _ledger_errors() -> Iterator[None]:
+    """Database failures as `StorageError`, the one error the ledger's callers handle."""
+    try:
+        yield
+    except IntegrityError as exc:
+        raise StorageError(f"job ledger constraint violated: {exc.orig}") from exc
+    except SQLAlchemyError as exc:
+        raise StorageError(f"job ledger unavailable: {exc}") from exc
+
+
 @functools.cache
 def _compare_and_set(names: tuple[str, ...]) -> Update:
     """`replace`'s UPDATE, built once: every column compared null-safely (`IS` on SQLite, `IS
@@ -255,22 +266,17 @@ class SqlJobRepository:
 
     @asynccontextmanager
     async def _begin(self) -> AsyncIterator[AsyncConnection]:
-        try:
+        """One transaction."""
+        with _ledger_errors():
             async with self._engine.begin() as conn:
                 yield conn
-        except IntegrityError as exc:
-            raise StorageError(f"job ledger constraint violated: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise StorageError(f"job ledger unavailable: {exc}") from exc
 
     @asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
         """A connection for one SELECT (see `_reader`)."""
-        try:
+        with _ledger_errors():
             async with self._reader.connect() as conn:
                 yield conn
-        except SQLAlchemyError as exc:
-            raise StorageError(f"job ledger unavailable: {exc}") from exc
 
     async def add(self, job: Job) -> Job:
         """Store a new job (its `id` is ignored) and return it with the id the ledger gave it."""
